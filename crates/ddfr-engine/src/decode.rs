@@ -1,0 +1,231 @@
+//! Turning untrusted bytes into RGB pixels, safely.
+//!
+//! Only JPEG, PNG and WebP are accepted, recognised by their magic bytes before any decoder
+//! runs; the declared dimensions are read from the header and checked before pixels are
+//! allocated; the decoder itself runs under `image`'s allocation limits.
+
+use std::io::Cursor;
+
+use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
+
+use crate::EngineError;
+
+/// The formats ddfr decodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameFormat {
+    /// JPEG (`FF D8 FF`).
+    Jpeg,
+    /// PNG (`89 50 4E 47 0D 0A 1A 0A`).
+    Png,
+    /// WebP (`RIFF????WEBP`).
+    WebP,
+}
+
+impl FrameFormat {
+    fn image_format(self) -> ImageFormat {
+        match self {
+            FrameFormat::Jpeg => ImageFormat::Jpeg,
+            FrameFormat::Png => ImageFormat::Png,
+            FrameFormat::WebP => ImageFormat::WebP,
+        }
+    }
+}
+
+/// Recognises JPEG, PNG and WebP by their magic bytes; anything else is `None`.
+pub fn sniff_format(bytes: &[u8]) -> Option<FrameFormat> {
+    const PNG_MAGIC: &[u8] = b"\x89PNG\r\n\x1a\n";
+    if bytes.starts_with(&[0xFF, 0xD8, 0xFF]) {
+        Some(FrameFormat::Jpeg)
+    } else if bytes.starts_with(PNG_MAGIC) {
+        Some(FrameFormat::Png)
+    } else if bytes.len() >= 12 && &bytes[0..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        Some(FrameFormat::WebP)
+    } else {
+        None
+    }
+}
+
+/// Limits applied to one decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeLimits {
+    /// Largest accepted input, in bytes.
+    pub max_bytes: usize,
+    /// Largest accepted declared width, in pixels.
+    pub max_width: u32,
+    /// Largest accepted declared height, in pixels.
+    pub max_height: u32,
+    /// Whether to apply the EXIF orientation (photos: yes; camera frames carry none).
+    pub apply_orientation: bool,
+}
+
+/// Bytes per decoded pixel the decoder may hold at most (RGBA f32 would be 16; 8 covers RGBA16).
+const DECODER_BYTES_PER_PIXEL: u64 = 8;
+
+impl DecodeLimits {
+    /// Live frames on `/ws`: up to 2 MiB and 1920×1080 in either orientation.
+    pub const FRAME: DecodeLimits = DecodeLimits {
+        max_bytes: 2 * 1024 * 1024,
+        max_width: 1920,
+        max_height: 1920,
+        apply_orientation: false,
+    };
+
+    /// Enrollment and one-shot photos: up to 10 MiB and 4096×4096.
+    pub const PHOTO: DecodeLimits = DecodeLimits {
+        max_bytes: 10 * 1024 * 1024,
+        max_width: 4096,
+        max_height: 4096,
+        apply_orientation: true,
+    };
+
+    fn decoder_limits(&self) -> Limits {
+        let mut limits = Limits::default();
+        limits.max_image_width = Some(self.max_width);
+        limits.max_image_height = Some(self.max_height);
+        limits.max_alloc =
+            Some(u64::from(self.max_width) * u64::from(self.max_height) * DECODER_BYTES_PER_PIXEL);
+        limits
+    }
+}
+
+/// Decodes `bytes` into 8-bit RGB after checking format, size and declared dimensions.
+pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, EngineError> {
+    if bytes.len() > limits.max_bytes {
+        return Err(EngineError::TooLarge { bytes: bytes.len(), limit: limits.max_bytes });
+    }
+    let format = sniff_format(bytes).ok_or(EngineError::UnsupportedFormat)?;
+    let (width, height) = declared_dimensions(bytes, format)?;
+    if width > limits.max_width || height > limits.max_height || width == 0 || height == 0 {
+        return Err(EngineError::DimensionsTooLarge {
+            width,
+            height,
+            max_width: limits.max_width,
+            max_height: limits.max_height,
+        });
+    }
+    let mut reader = ImageReader::with_format(Cursor::new(bytes), format.image_format());
+    reader.limits(limits.decoder_limits());
+    let mut decoder = reader.into_decoder().map_err(|source| EngineError::Decode { source })?;
+    let orientation = if limits.apply_orientation { decoder.orientation().ok() } else { None };
+    let mut image =
+        DynamicImage::from_decoder(decoder).map_err(|source| EngineError::Decode { source })?;
+    if let Some(orientation) = orientation {
+        image.apply_orientation(orientation);
+    }
+    Ok(match image {
+        DynamicImage::ImageRgb8(rgb) => rgb,
+        other => other.to_rgb8(),
+    })
+}
+
+/// Reads only the header to learn the declared dimensions.
+pub fn declared_dimensions(bytes: &[u8], format: FrameFormat) -> Result<(u32, u32), EngineError> {
+    ImageReader::with_format(Cursor::new(bytes), format.image_format())
+        .into_dimensions()
+        .map_err(|source| EngineError::Decode { source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use image::{ImageBuffer, Rgb};
+    use proptest::prelude::*;
+
+    fn encode(format: ImageFormat, w: u32, h: u32) -> Vec<u8> {
+        let img: RgbImage = ImageBuffer::from_fn(w, h, |x, y| Rgb([x as u8, y as u8, 7]));
+        let mut out = Cursor::new(Vec::new());
+        DynamicImage::ImageRgb8(img).write_to(&mut out, format).unwrap();
+        out.into_inner()
+    }
+
+    #[test]
+    fn decodes_the_three_formats() {
+        for format in [ImageFormat::Jpeg, ImageFormat::Png, ImageFormat::WebP] {
+            let bytes = encode(format, 33, 17);
+            let img = decode_image(&bytes, &DecodeLimits::FRAME).unwrap();
+            assert_eq!(img.dimensions(), (33, 17), "{format:?}");
+        }
+    }
+
+    #[test]
+    fn rejects_other_formats_by_magic() {
+        for prefix in [&b"GIF89a"[..], b"BM", b"II*\0", b"P6\n", b"%PDF-1.4", b"<svg", b""] {
+            let mut bytes = prefix.to_vec();
+            bytes.extend_from_slice(&[0u8; 64]);
+            assert!(matches!(
+                decode_image(&bytes, &DecodeLimits::FRAME),
+                Err(EngineError::UnsupportedFormat)
+            ));
+        }
+    }
+
+    #[test]
+    fn rejects_absurd_declared_dimensions_before_decoding() {
+        // A PNG header declaring 50000x50000 followed by nothing: must fail fast, no allocation.
+        let mut png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR".to_vec();
+        png.extend_from_slice(&50_000u32.to_be_bytes());
+        png.extend_from_slice(&50_000u32.to_be_bytes());
+        png.extend_from_slice(&[8, 2, 0, 0, 0]);
+        let crc = crc32(&png[12..29]);
+        png.extend_from_slice(&crc.to_be_bytes());
+        let started = std::time::Instant::now();
+        let err = decode_image(&png, &DecodeLimits::PHOTO).unwrap_err();
+        assert!(matches!(err, EngineError::DimensionsTooLarge { width: 50_000, .. }), "{err:?}");
+        assert!(started.elapsed() < std::time::Duration::from_millis(50));
+
+        // A JPEG SOF0 declaring 65000x65000.
+        let jpeg = [
+            0xFF, 0xD8, 0xFF, 0xC0, 0x00, 0x11, 0x08, 0xFD, 0xE8, 0xFD, 0xE8, 0x03, 0x01, 0x22,
+            0x00, 0x02, 0x11, 0x01, 0x03, 0x11, 0x01, 0xFF, 0xD9,
+        ];
+        let err = decode_image(&jpeg, &DecodeLimits::PHOTO).unwrap_err();
+        assert!(
+            matches!(err, EngineError::DimensionsTooLarge { .. } | EngineError::Decode { .. }),
+            "{err:?}"
+        );
+    }
+
+    #[test]
+    fn rejects_oversized_input_by_bytes() {
+        let bytes = vec![0xFFu8; DecodeLimits::FRAME.max_bytes + 1];
+        assert!(matches!(
+            decode_image(&bytes, &DecodeLimits::FRAME),
+            Err(EngineError::TooLarge { .. })
+        ));
+    }
+
+    #[test]
+    fn truncated_files_are_errors_not_panics() {
+        for format in [ImageFormat::Jpeg, ImageFormat::Png, ImageFormat::WebP] {
+            let bytes = encode(format, 64, 48);
+            for cut in (0..bytes.len()).step_by(7) {
+                let _ = decode_image(&bytes[..cut], &DecodeLimits::FRAME);
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn mutated_images_never_panic(flips in prop::collection::vec((0usize..4096, any::<u8>()), 1..16), which in 0usize..3) {
+            let format = [ImageFormat::Jpeg, ImageFormat::Png, ImageFormat::WebP][which];
+            let mut bytes = encode(format, 40, 30);
+            for (pos, val) in flips {
+                let len = bytes.len();
+                bytes[pos % len] = val;
+            }
+            let _ = decode_image(&bytes, &DecodeLimits::FRAME);
+        }
+    }
+
+    /// PNG chunk CRC (IEEE), for building the hostile header above.
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = 0xFFFF_FFFFu32;
+        for &byte in data {
+            crc ^= u32::from(byte);
+            for _ in 0..8 {
+                crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
+            }
+        }
+        !crc
+    }
+}

@@ -1,0 +1,129 @@
+//! Small REST replies: verify, health and the error body.
+
+use serde::{Deserialize, Serialize};
+
+use crate::person::FieldError;
+
+/// `POST /api/verify` and `ddfr verify A B`: the largest face of each image compared.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct VerifyReply {
+    /// Cosine similarity of the two faces: 1.0 identical, greater is closer.
+    pub similarity: f32,
+    /// Whether `similarity` reaches `threshold`.
+    #[serde(rename = "match")]
+    pub is_match: bool,
+    /// The threshold in force (per face model, or `DDFR_MATCH_THRESHOLD`).
+    pub threshold: f32,
+}
+
+impl VerifyReply {
+    /// The reply for `similarity` against `threshold`: a match when `similarity >= threshold`.
+    pub fn new(similarity: f32, threshold: f32) -> Self {
+        Self { similarity, is_match: similarity >= threshold, threshold }
+    }
+}
+
+/// `GET /api/health`: `{"status": "ok", ...}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct HealthReply {
+    /// `"ok"` while the service can answer.
+    pub status: crate::face::ReplyStatus,
+    /// The ddfr version.
+    pub version: String,
+    /// The detector model id, when one is loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detector: Option<String>,
+    /// The embedding model id, when one is loaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub embedder: Option<String>,
+    /// Number of stored persons, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub persons: Option<u64>,
+    /// Number of stored face samples, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub faces: Option<u64>,
+}
+
+impl HealthReply {
+    /// A healthy reply for `version` with no optional details.
+    pub fn ok(version: impl Into<String>) -> Self {
+        Self {
+            status: crate::face::ReplyStatus::Ok,
+            version: version.into(),
+            detector: None,
+            embedder: None,
+            persons: None,
+            faces: None,
+        }
+    }
+}
+
+/// The body of every 4xx/5xx reply: `{"error": {"code": ..., "message": ...}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorBody {
+    /// The error.
+    pub error: ErrorDetail,
+}
+
+/// What went wrong.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ErrorDetail {
+    /// A `snake_case` code from the API reference, e.g. `person_not_found`.
+    pub code: String,
+    /// A sentence for humans.
+    pub message: String,
+    /// For `validation_error`: every invalid field.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub details: Option<Vec<FieldError>>,
+}
+
+impl ErrorBody {
+    /// An error body with `code` and `message`.
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { error: ErrorDetail { code: code.into(), message: message.into(), details: None } }
+    }
+
+    /// The same body listing invalid fields.
+    #[must_use]
+    pub fn with_details(mut self, details: Vec<FieldError>) -> Self {
+        self.error.details = Some(details);
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn verify_uses_the_match_key() {
+        let reply = VerifyReply::new(0.5, 0.4);
+        assert_eq!(
+            serde_json::to_string(&reply).unwrap(),
+            r#"{"similarity":0.5,"match":true,"threshold":0.4}"#
+        );
+        assert!(!VerifyReply::new(0.39, 0.4).is_match);
+    }
+
+    #[test]
+    fn error_bodies_have_the_spec_shape() {
+        let body = ErrorBody::new("person_not_found", "no person with id 3");
+        assert_eq!(
+            serde_json::to_string(&body).unwrap(),
+            r#"{"error":{"code":"person_not_found","message":"no person with id 3"}}"#
+        );
+        let body = ErrorBody::new("validation_error", "invalid fields")
+            .with_details(vec![FieldError::new("name", "must not be empty")]);
+        assert_eq!(serde_json::to_value(&body).unwrap()["error"]["details"][0]["field"], "name");
+    }
+
+    #[test]
+    fn health_is_ok() {
+        let text = serde_json::to_string(&HealthReply::ok("0.1.0")).unwrap();
+        assert_eq!(text, r#"{"status":"ok","version":"0.1.0"}"#);
+    }
+}

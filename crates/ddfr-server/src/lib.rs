@@ -1,0 +1,1 @@
+//! ddfr's HTTP and WebSocket server (axum): the only crate that knows HTTP.

@@ -1,0 +1,125 @@
+//! The source of truth: persons, their face samples, face crops and embeddings.
+//!
+//! Architecture invariant: the store is the truth; the in-memory index is a cache rebuilt from
+//! [`PersonStore::embeddings`] at startup. Everything here is async (sqlx) and never on the
+//! frame path.
+//!
+//! One trait, [`PersonStore`], used as `Arc<dyn PersonStore>`, has two implementations:
+//! [`SqliteStore`] (the default, one file in the data dir) and `PgStore` (feature
+//! `postgres`). [`open_store`] picks one by the URL scheme. Both run the same contract test.
+//!
+//! Person values reuse `ddfr-protocol`'s value types ([`ddfr_protocol::Date`],
+//! [`ddfr_protocol::Relationship`], [`ddfr_protocol::Role`]) and take its validated
+//! [`ddfr_protocol::PersonFields`] / [`ddfr_protocol::PersonChanges`] as input: those are
+//! plain checked values, not JSON bodies, and sharing them means a person is validated in
+//! exactly one place. No request or reply struct of the protocol crosses this crate.
+//!
+//! Privacy: deleting a person or a face removes the rows, crop bytes and embeddings in one
+//! transaction. On SQLite, `secure_delete` zeroes the freed pages and a
+//! `wal_checkpoint(TRUNCATE)` afterwards empties the write-ahead log, so the bytes are not
+//! recoverable from the `.db` or `-wal` file. PostgreSQL deletes the rows but leaves dead
+//! tuples to `VACUUM`; that backend does not make the byte-level promise.
+#![warn(missing_docs)]
+
+mod error;
+mod model;
+#[cfg(feature = "postgres")]
+mod postgres;
+mod sql;
+mod sqlite;
+mod url;
+
+use std::fmt::Debug;
+
+use async_trait::async_trait;
+use ddfr_core::{Embedding, FaceId, ModelId, PersonId};
+use ddfr_protocol::{PersonChanges, PersonFields};
+
+pub use error::StoreError;
+pub use model::{EmbeddingModelCount, FaceSample, NewFace, Person, StoredEmbedding};
+#[cfg(feature = "postgres")]
+pub use postgres::PgStore;
+pub use sqlite::{SQLITE_FILE_NAME, SqliteStore};
+pub use url::{DatabaseUrl, StoreKind, open_store};
+
+/// Persons, face samples, crops and embeddings. Every method is one transaction.
+///
+/// Ids are never reused: a deleted person's or face's id is never handed out again.
+#[async_trait]
+pub trait PersonStore: Send + Sync + Debug {
+    /// Stores a new person with no face samples.
+    async fn create_person(&self, fields: &PersonFields) -> Result<Person, StoreError>;
+
+    /// The person with `id`, or [`StoreError::PersonNotFound`].
+    async fn person(&self, id: PersonId) -> Result<Person, StoreError>;
+
+    /// One page of persons by ascending id, and the total number of persons.
+    async fn list_persons(&self, limit: u32, offset: u32)
+    -> Result<(Vec<Person>, u64), StoreError>;
+
+    /// Every person by ascending id, for the server's in-memory person table.
+    async fn all_persons(&self) -> Result<Vec<Person>, StoreError>;
+
+    /// The persons among `ids` that exist, by ascending id; unknown ids are skipped.
+    async fn persons_by_ids(&self, ids: &[PersonId]) -> Result<Vec<Person>, StoreError>;
+
+    /// Applies `changes` and returns the updated person. Empty changes leave `updated_at` as is.
+    async fn update_person(
+        &self,
+        id: PersonId,
+        changes: &PersonChanges,
+    ) -> Result<Person, StoreError>;
+
+    /// Removes the person with every face sample, crop and embedding, for good.
+    async fn delete_person(&self, id: PersonId) -> Result<(), StoreError>;
+
+    /// Enrolls a face sample: its box, crop and embedding, atomically.
+    /// [`StoreError::ModelMismatch`] when `face.model` already has embeddings of another
+    /// dimension.
+    async fn add_face(&self, person: PersonId, face: &NewFace) -> Result<FaceSample, StoreError>;
+
+    /// The person's face samples by ascending id; [`StoreError::PersonNotFound`] for an
+    /// unknown person.
+    async fn faces(&self, person: PersonId) -> Result<Vec<FaceSample>, StoreError>;
+
+    /// The JPEG crop of one face sample of `person`.
+    async fn face_crop(&self, person: PersonId, face: FaceId) -> Result<Vec<u8>, StoreError>;
+
+    /// Removes one face sample of `person` with its crop and embeddings, for good.
+    async fn delete_face(&self, person: PersonId, face: FaceId) -> Result<(), StoreError>;
+
+    /// Every stored embedding of `model`, by ascending face id: the index is rebuilt from this.
+    async fn embeddings(&self, model: &ModelId) -> Result<Vec<StoredEmbedding>, StoreError>;
+
+    /// Stores (or replaces) `face`'s embedding for `model`, e.g. when re-embedding stored
+    /// crops with a new model.
+    async fn set_embedding(
+        &self,
+        face: FaceId,
+        model: &ModelId,
+        embedding: &Embedding,
+    ) -> Result<(), StoreError>;
+
+    /// How many embeddings each model has, so a model change is detected, never mixed in.
+    async fn embedding_models(&self) -> Result<Vec<EmbeddingModelCount>, StoreError>;
+
+    /// Face samples with no embedding for `model` (to re-embed from their crops).
+    async fn faces_without_embedding(
+        &self,
+        model: &ModelId,
+    ) -> Result<Vec<(FaceId, PersonId)>, StoreError>;
+
+    /// Number of persons.
+    async fn count_persons(&self) -> Result<u64, StoreError>;
+
+    /// Number of face samples.
+    async fn count_faces(&self) -> Result<u64, StoreError>;
+
+    /// Checks the database: SQLite runs `PRAGMA quick_check`, PostgreSQL a round trip.
+    /// [`StoreError::Integrity`] when it fails.
+    async fn check_integrity(&self) -> Result<(), StoreError>;
+
+    /// Closes every connection, waiting for the ones in use. SQLite checkpoints and removes
+    /// its write-ahead log when the last connection closes.
+    async fn close(&self);
+}

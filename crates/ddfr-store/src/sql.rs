@@ -1,0 +1,61 @@
+//! SQL text shared by both backends. `$N` placeholders are understood by PostgreSQL and by
+//! sqlx's SQLite driver alike, so each statement is written once.
+
+/// Columns of a person plus its face count; `p` is `persons`.
+macro_rules! person_select {
+    () => {
+        "SELECT p.id, p.name, p.surname, p.birthday, p.relationship, p.role, p.created_at, \
+         p.updated_at, (SELECT COUNT(*) FROM faces f WHERE f.person_id = p.id) AS n_faces \
+         FROM persons p "
+    };
+}
+
+pub const INSERT_PERSON: &str = "INSERT INTO persons \
+     (name, surname, birthday, relationship, role, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id";
+pub const PERSON_BY_ID: &str = concat!(person_select!(), "WHERE p.id = $1");
+pub const PERSON_PAGE: &str = concat!(person_select!(), "ORDER BY p.id LIMIT $1 OFFSET $2");
+pub const ALL_PERSONS: &str = concat!(person_select!(), "ORDER BY p.id");
+/// Followed by a parenthesised id list built with `QueryBuilder`.
+pub const PERSONS_WHERE_ID_IN: &str = concat!(person_select!(), "WHERE p.id IN ");
+pub const COUNT_PERSONS: &str = "SELECT COUNT(*) FROM persons";
+pub const PERSON_EXISTS: &str = "SELECT 1 FROM persons WHERE id = $1";
+pub const UPDATE_PERSON: &str = "UPDATE persons SET name = $1, surname = $2, birthday = $3, \
+     relationship = $4, role = $5, updated_at = $6 WHERE id = $7";
+
+/// Deleting a person deletes, in order, its embeddings, crops, face rows and the person row,
+/// explicitly rather than through `ON DELETE CASCADE` alone, so the removal does not depend on
+/// a pragma being in force.
+pub const DELETE_PERSON_EMBEDDINGS: &str =
+    "DELETE FROM embeddings WHERE face_id IN (SELECT id FROM faces WHERE person_id = $1)";
+pub const DELETE_PERSON_CROPS: &str =
+    "DELETE FROM face_crops WHERE face_id IN (SELECT id FROM faces WHERE person_id = $1)";
+pub const DELETE_PERSON_FACES: &str = "DELETE FROM faces WHERE person_id = $1";
+pub const DELETE_PERSON: &str = "DELETE FROM persons WHERE id = $1";
+
+pub const INSERT_FACE: &str = "INSERT INTO faces \
+     (person_id, box_top, box_right, box_bottom, box_left, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) RETURNING id";
+pub const INSERT_CROP: &str = "INSERT INTO face_crops (face_id, jpeg) VALUES ($1, $2)";
+pub const UPSERT_EMBEDDING: &str = "INSERT INTO embeddings (face_id, model, dim, vector) \
+     VALUES ($1, $2, $3, $4) \
+     ON CONFLICT (face_id, model) DO UPDATE SET dim = excluded.dim, vector = excluded.vector";
+pub const MODEL_DIM: &str = "SELECT dim FROM embeddings WHERE model = $1 LIMIT 1";
+pub const FACES_OF_PERSON: &str = "SELECT id, person_id, box_top, box_right, box_bottom, \
+     box_left, created_at FROM faces WHERE person_id = $1 ORDER BY id";
+pub const FACE_EXISTS: &str = "SELECT 1 FROM faces WHERE id = $1";
+pub const FACE_CROP: &str = "SELECT c.jpeg FROM face_crops c JOIN faces f ON f.id = c.face_id \
+     WHERE f.id = $1 AND f.person_id = $2";
+pub const DELETE_FACE_EMBEDDINGS: &str = "DELETE FROM embeddings WHERE face_id = \
+     (SELECT id FROM faces WHERE id = $1 AND person_id = $2)";
+pub const DELETE_FACE_CROP: &str = "DELETE FROM face_crops WHERE face_id = \
+     (SELECT id FROM faces WHERE id = $1 AND person_id = $2)";
+pub const DELETE_FACE: &str = "DELETE FROM faces WHERE id = $1 AND person_id = $2";
+pub const COUNT_FACES: &str = "SELECT COUNT(*) FROM faces";
+pub const EMBEDDINGS_OF_MODEL: &str = "SELECT e.face_id, f.person_id, e.dim, e.vector \
+     FROM embeddings e JOIN faces f ON f.id = e.face_id WHERE e.model = $1 ORDER BY e.face_id";
+pub const EMBEDDING_MODELS: &str =
+    "SELECT model, dim, COUNT(*) FROM embeddings GROUP BY model, dim ORDER BY model, dim";
+pub const FACES_WITHOUT_EMBEDDING: &str = "SELECT f.id, f.person_id FROM faces f \
+     WHERE NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.face_id = f.id AND e.model = $1) \
+     ORDER BY f.id";

@@ -1,0 +1,479 @@
+//! `SqliteStore`: the default backend, one SQLite file in the data dir.
+//!
+//! Every connection runs with `journal_mode=WAL`, `synchronous=FULL` (an acknowledged write
+//! survives power loss), `foreign_keys=ON`, `busy_timeout=5000` and `secure_delete=ON` (freed
+//! pages are zeroed). Opening runs `PRAGMA quick_check` before the migrations and refuses a
+//! corrupt file. Deletes end with `PRAGMA wal_checkpoint(TRUNCATE)` so the deleted bytes do not
+//! linger in the write-ahead log.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use ddfr_core::{Embedding, FaceId, ModelId, PersonId};
+use ddfr_protocol::{PersonChanges, PersonFields};
+use sqlx::migrate::Migrator;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{Executor, QueryBuilder, Row, Sqlite};
+
+use crate::model::{FaceRow, PersonRow, check_single_dim, decode_embedding, dim_column, now};
+use crate::{
+    EmbeddingModelCount, FaceSample, NewFace, Person, PersonStore, StoreError, StoredEmbedding, sql,
+};
+
+/// The database file's name inside the data dir.
+pub const SQLITE_FILE_NAME: &str = "ddfr.db";
+/// Connections in the pool. SQLite serialises writers anyway; a few readers are plenty for a
+/// two-core home server.
+const MAX_CONNECTIONS: u32 = 4;
+/// How long a statement waits for a lock held by another connection before failing.
+const BUSY_TIMEOUT: Duration = Duration::from_millis(5000);
+/// Ids per `IN (...)` list, well under SQLite's bound-parameter limit.
+const IDS_PER_QUERY: usize = 500;
+/// Longest quick_check report quoted in an error.
+const MAX_CHECK_LINES: usize = 5;
+
+/// The SQLite migrations, embedded in the binary.
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+
+/// The SQLite backend of [`PersonStore`].
+#[derive(Debug, Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if missing) the database at `path_or_url`: a file path, or a URL such
+    /// as `sqlite:/data/ddfr.db` or `sqlite://ddfr.db?mode=rwc`. The file is checked with
+    /// `PRAGMA quick_check` and migrated; a corrupt file is refused with
+    /// [`StoreError::Integrity`].
+    pub async fn open(path_or_url: &str) -> Result<Self, StoreError> {
+        let options = if path_or_url.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(path_or_url)?
+        } else {
+            SqliteConnectOptions::new().filename(path_or_url)
+        };
+        Self::open_with(options).await
+    }
+
+    /// Opens `ddfr.db` in `data_dir`, which must exist.
+    pub async fn open_in_dir(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with(SqliteConnectOptions::new().filename(data_dir.join(SQLITE_FILE_NAME))).await
+    }
+
+    async fn open_with(options: SqliteConnectOptions) -> Result<Self, StoreError> {
+        let options = options
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(BUSY_TIMEOUT)
+            .pragma("secure_delete", "ON");
+        let path = options.get_filename().display().to_string();
+        let refuse = |error: StoreError| match error {
+            StoreError::Integrity { message } => StoreError::Integrity {
+                message: format!("{path} is corrupt, refusing to open it: {message}"),
+            },
+            other => other,
+        };
+        let pool = SqlitePoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .connect_with(options)
+            .await
+            .map_err(|error| refuse(error.into()))?;
+        let store = Self { pool };
+        // Check before migrating: a migration must never write into a damaged file.
+        if let Err(error) = store.check_integrity().await {
+            store.pool.close().await;
+            return Err(refuse(error));
+        }
+        MIGRATOR.run(&store.pool).await?;
+        tracing::debug!(path, "SQLite store open");
+        Ok(store)
+    }
+
+    /// The database file's path.
+    pub fn path(&self) -> PathBuf {
+        self.pool.connect_options().get_filename().to_path_buf()
+    }
+
+    /// The connection pool, for diagnostics and tests (e.g. reading pragmas). Every connection
+    /// has the pragmas listed in the module documentation.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Writes a consistent copy of the database to `target` (which must not exist) with
+    /// `VACUUM INTO`, safe while the service is writing. The copy holds live rows only.
+    pub async fn backup_to(&self, target: &Path) -> Result<(), StoreError> {
+        let target = target.to_string_lossy().into_owned();
+        sqlx::query("VACUUM INTO $1").bind(target).execute(&self.pool).await?;
+        Ok(())
+    }
+
+    /// Copies every write-ahead-log frame into the database and truncates the log to zero
+    /// bytes. Returns false when a reader kept the checkpoint from completing (within the busy
+    /// timeout); the log then still holds old frames.
+    pub async fn checkpoint_truncate(&self) -> Result<bool, StoreError> {
+        let row = sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)").fetch_one(&self.pool).await?;
+        let busy: i64 = row.try_get(0)?;
+        Ok(busy == 0)
+    }
+
+    /// After a delete: empty the write-ahead log so deleted bytes do not linger in it. The
+    /// delete itself has committed, so a failure here is logged rather than returned.
+    async fn purge_wal(&self) {
+        match self.checkpoint_truncate().await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                "WAL checkpoint after a delete was blocked by a reader; deleted bytes stay in \
+                 the WAL until the next checkpoint"
+            ),
+            Err(error) => tracing::warn!(%error, "WAL checkpoint after a delete failed"),
+        }
+    }
+}
+
+fn person_from_row(row: &SqliteRow) -> Result<Person, StoreError> {
+    PersonRow {
+        id: row.try_get(0)?,
+        name: row.try_get(1)?,
+        surname: row.try_get(2)?,
+        birthday: row.try_get(3)?,
+        relationship: row.try_get(4)?,
+        role: row.try_get(5)?,
+        created_at: row.try_get(6)?,
+        updated_at: row.try_get(7)?,
+        n_faces: row.try_get(8)?,
+    }
+    .into_person()
+}
+
+fn face_from_row(row: &SqliteRow) -> Result<FaceSample, StoreError> {
+    FaceRow {
+        id: row.try_get(0)?,
+        person_id: row.try_get(1)?,
+        top: row.try_get(2)?,
+        right: row.try_get(3)?,
+        bottom: row.try_get(4)?,
+        left: row.try_get(5)?,
+        created_at: row.try_get(6)?,
+    }
+    .into_sample()
+}
+
+async fn fetch_person<'e>(
+    executor: impl Executor<'e, Database = Sqlite>,
+    id: PersonId,
+) -> Result<Person, StoreError> {
+    let row = sqlx::query(sql::PERSON_BY_ID).bind(id.0).fetch_optional(executor).await?;
+    row.as_ref().map(person_from_row).unwrap_or(Err(StoreError::PersonNotFound(id)))
+}
+
+async fn person_exists<'e>(
+    executor: impl Executor<'e, Database = Sqlite>,
+    id: PersonId,
+) -> Result<bool, StoreError> {
+    Ok(sqlx::query(sql::PERSON_EXISTS).bind(id.0).fetch_optional(executor).await?.is_some())
+}
+
+/// Fails with [`StoreError::ModelMismatch`] when `model` already has vectors of another size.
+async fn check_model_dim<'e>(
+    executor: impl Executor<'e, Database = Sqlite>,
+    model: &ModelId,
+    embedding: &Embedding,
+) -> Result<(), StoreError> {
+    let stored: Option<i64> =
+        sqlx::query_scalar(sql::MODEL_DIM).bind(model.as_str()).fetch_optional(executor).await?;
+    match stored {
+        Some(dim) if dim != dim_column(embedding) => Err(StoreError::ModelMismatch {
+            model: model.clone(),
+            expected_dim: usize::try_from(dim).unwrap_or(0),
+            found_dim: embedding.dim(),
+        }),
+        _ => Ok(()),
+    }
+}
+
+fn count(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// Write transactions take the write lock up front (`BEGIN IMMEDIATE`): a deferred
+/// transaction that reads first and writes later can fail with `SQLITE_BUSY` instead of
+/// waiting when another writer got in between.
+const BEGIN_WRITE: &str = "BEGIN IMMEDIATE";
+
+#[async_trait]
+impl PersonStore for SqliteStore {
+    async fn create_person(&self, fields: &PersonFields) -> Result<Person, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let id: i64 = sqlx::query_scalar(sql::INSERT_PERSON)
+            .bind(&fields.name)
+            .bind(&fields.surname)
+            .bind(fields.birthday.to_string())
+            .bind(fields.relationship.as_str())
+            .bind(fields.role.as_str())
+            .bind(now().unix_millis())
+            .fetch_one(&mut *tx)
+            .await?;
+        let person = fetch_person(&mut *tx, PersonId(id)).await?;
+        tx.commit().await?;
+        Ok(person)
+    }
+
+    async fn person(&self, id: PersonId) -> Result<Person, StoreError> {
+        fetch_person(&self.pool, id).await
+    }
+
+    async fn list_persons(
+        &self,
+        limit: u32,
+        offset: u32,
+    ) -> Result<(Vec<Person>, u64), StoreError> {
+        // One read transaction, so the page and the total come from the same snapshot.
+        let mut tx = self.pool.begin().await?;
+        let rows = sqlx::query(sql::PERSON_PAGE)
+            .bind(i64::from(limit))
+            .bind(i64::from(offset))
+            .fetch_all(&mut *tx)
+            .await?;
+        let total: i64 = sqlx::query_scalar(sql::COUNT_PERSONS).fetch_one(&mut *tx).await?;
+        tx.commit().await?;
+        let persons = rows.iter().map(person_from_row).collect::<Result<Vec<_>, _>>()?;
+        Ok((persons, count(total)))
+    }
+
+    async fn all_persons(&self) -> Result<Vec<Person>, StoreError> {
+        let rows = sqlx::query(sql::ALL_PERSONS).fetch_all(&self.pool).await?;
+        rows.iter().map(person_from_row).collect()
+    }
+
+    async fn persons_by_ids(&self, ids: &[PersonId]) -> Result<Vec<Person>, StoreError> {
+        let mut persons = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(IDS_PER_QUERY) {
+            let mut query = QueryBuilder::<Sqlite>::new(sql::PERSONS_WHERE_ID_IN);
+            query.push("(");
+            let mut list = query.separated(", ");
+            for id in chunk {
+                list.push_bind(id.0);
+            }
+            query.push(")");
+            let rows = query.build().fetch_all(&self.pool).await?;
+            for row in &rows {
+                persons.push(person_from_row(row)?);
+            }
+        }
+        persons.sort_by_key(|person| person.id);
+        persons.dedup_by_key(|person| person.id);
+        Ok(persons)
+    }
+
+    async fn update_person(
+        &self,
+        id: PersonId,
+        changes: &PersonChanges,
+    ) -> Result<Person, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        let person = fetch_person(&mut *tx, id).await?;
+        if changes.is_empty() {
+            tx.commit().await?;
+            return Ok(person);
+        }
+        let fields = changes.apply_to(&person.fields());
+        sqlx::query(sql::UPDATE_PERSON)
+            .bind(&fields.name)
+            .bind(&fields.surname)
+            .bind(fields.birthday.to_string())
+            .bind(fields.relationship.as_str())
+            .bind(fields.role.as_str())
+            .bind(now().unix_millis().max(person.updated_at.unix_millis()))
+            .bind(id.0)
+            .execute(&mut *tx)
+            .await?;
+        let person = fetch_person(&mut *tx, id).await?;
+        tx.commit().await?;
+        Ok(person)
+    }
+
+    async fn delete_person(&self, id: PersonId) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        for statement in
+            [sql::DELETE_PERSON_EMBEDDINGS, sql::DELETE_PERSON_CROPS, sql::DELETE_PERSON_FACES]
+        {
+            sqlx::query(statement).bind(id.0).execute(&mut *tx).await?;
+        }
+        let deleted = sqlx::query(sql::DELETE_PERSON).bind(id.0).execute(&mut *tx).await?;
+        if deleted.rows_affected() == 0 {
+            return Err(StoreError::PersonNotFound(id));
+        }
+        tx.commit().await?;
+        self.purge_wal().await;
+        Ok(())
+    }
+
+    async fn add_face(&self, person: PersonId, face: &NewFace) -> Result<FaceSample, StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        if !person_exists(&mut *tx, person).await? {
+            return Err(StoreError::PersonNotFound(person));
+        }
+        check_model_dim(&mut *tx, &face.model, &face.embedding).await?;
+        let created_at = now();
+        let id: i64 = sqlx::query_scalar(sql::INSERT_FACE)
+            .bind(person.0)
+            .bind(i64::from(face.bbox.top))
+            .bind(i64::from(face.bbox.right))
+            .bind(i64::from(face.bbox.bottom))
+            .bind(i64::from(face.bbox.left))
+            .bind(created_at.unix_millis())
+            .fetch_one(&mut *tx)
+            .await?;
+        sqlx::query(sql::INSERT_CROP).bind(id).bind(&face.crop_jpeg).execute(&mut *tx).await?;
+        sqlx::query(sql::UPSERT_EMBEDDING)
+            .bind(id)
+            .bind(face.model.as_str())
+            .bind(dim_column(&face.embedding))
+            .bind(face.embedding.to_le_bytes())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(FaceSample { id: FaceId(id), person, bbox: face.bbox, created_at })
+    }
+
+    async fn faces(&self, person: PersonId) -> Result<Vec<FaceSample>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if !person_exists(&mut *tx, person).await? {
+            return Err(StoreError::PersonNotFound(person));
+        }
+        let rows = sqlx::query(sql::FACES_OF_PERSON).bind(person.0).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        rows.iter().map(face_from_row).collect()
+    }
+
+    async fn face_crop(&self, person: PersonId, face: FaceId) -> Result<Vec<u8>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let crop: Option<Vec<u8>> = sqlx::query_scalar(sql::FACE_CROP)
+            .bind(face.0)
+            .bind(person.0)
+            .fetch_optional(&mut *tx)
+            .await?;
+        match crop {
+            Some(crop) => Ok(crop),
+            None if person_exists(&mut *tx, person).await? => Err(StoreError::FaceNotFound(face)),
+            None => Err(StoreError::PersonNotFound(person)),
+        }
+    }
+
+    async fn delete_face(&self, person: PersonId, face: FaceId) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        for statement in [sql::DELETE_FACE_EMBEDDINGS, sql::DELETE_FACE_CROP] {
+            sqlx::query(statement).bind(face.0).bind(person.0).execute(&mut *tx).await?;
+        }
+        let deleted =
+            sqlx::query(sql::DELETE_FACE).bind(face.0).bind(person.0).execute(&mut *tx).await?;
+        if deleted.rows_affected() == 0 {
+            return Err(if person_exists(&mut *tx, person).await? {
+                StoreError::FaceNotFound(face)
+            } else {
+                StoreError::PersonNotFound(person)
+            });
+        }
+        tx.commit().await?;
+        self.purge_wal().await;
+        Ok(())
+    }
+
+    async fn embeddings(&self, model: &ModelId) -> Result<Vec<StoredEmbedding>, StoreError> {
+        let rows = sqlx::query(sql::EMBEDDINGS_OF_MODEL)
+            .bind(model.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        let embeddings = rows
+            .iter()
+            .map(|row| {
+                let vector: &[u8] = row.try_get(3)?;
+                decode_embedding(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, vector)
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        check_single_dim(model, &embeddings)?;
+        Ok(embeddings)
+    }
+
+    async fn set_embedding(
+        &self,
+        face: FaceId,
+        model: &ModelId,
+        embedding: &Embedding,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
+        if sqlx::query(sql::FACE_EXISTS).bind(face.0).fetch_optional(&mut *tx).await?.is_none() {
+            return Err(StoreError::FaceNotFound(face));
+        }
+        check_model_dim(&mut *tx, model, embedding).await?;
+        sqlx::query(sql::UPSERT_EMBEDDING)
+            .bind(face.0)
+            .bind(model.as_str())
+            .bind(dim_column(embedding))
+            .bind(embedding.to_le_bytes())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn embedding_models(&self) -> Result<Vec<EmbeddingModelCount>, StoreError> {
+        let rows: Vec<(String, i64, i64)> =
+            sqlx::query_as(sql::EMBEDDING_MODELS).fetch_all(&self.pool).await?;
+        Ok(rows
+            .into_iter()
+            .map(|(model, dim, n)| EmbeddingModelCount {
+                model: ModelId::new(model),
+                dim: usize::try_from(dim).unwrap_or(0),
+                n_embeddings: count(n),
+            })
+            .collect())
+    }
+
+    async fn faces_without_embedding(
+        &self,
+        model: &ModelId,
+    ) -> Result<Vec<(FaceId, PersonId)>, StoreError> {
+        let rows: Vec<(i64, i64)> = sqlx::query_as(sql::FACES_WITHOUT_EMBEDDING)
+            .bind(model.as_str())
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows.into_iter().map(|(face, person)| (FaceId(face), PersonId(person))).collect())
+    }
+
+    async fn count_persons(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(sql::COUNT_PERSONS).fetch_one(&self.pool).await?;
+        Ok(count(n))
+    }
+
+    async fn count_faces(&self) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(sql::COUNT_FACES).fetch_one(&self.pool).await?;
+        Ok(count(n))
+    }
+
+    async fn check_integrity(&self) -> Result<(), StoreError> {
+        let report: Vec<String> =
+            sqlx::query_scalar("PRAGMA quick_check").fetch_all(&self.pool).await?;
+        if report.len() == 1 && report[0] == "ok" {
+            return Ok(());
+        }
+        let mut message: Vec<&str> =
+            report.iter().take(MAX_CHECK_LINES).map(String::as_str).collect();
+        if report.len() > MAX_CHECK_LINES {
+            message.push("...");
+        }
+        Err(StoreError::integrity(format!("PRAGMA quick_check: {}", message.join("; "))))
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,408 @@
+//! The store contract story, run on SQLite (always) and PostgreSQL (when configured), plus the
+//! SQLite durability and privacy checks: pragmas, corrupt files, hard delete.
+// The story and its helpers are test code outside `#[test]` functions: a failed unwrap is a
+// failed test, which is what clippy's `allow-unwrap-in-tests` already grants test functions.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use ddfr_core::{Embedding, FaceId, ModelId, PersonId, PixelBox};
+use ddfr_protocol::{PersonChanges, PersonFields, Relationship, Role};
+use ddfr_store::{
+    DatabaseUrl, NewFace, PersonStore, SQLITE_FILE_NAME, SqliteStore, StoreError, open_store,
+};
+
+/// Environment variable with a PostgreSQL URL to run the story against.
+const PG_URL_VAR: &str = "DDFR_TEST_DATABASE_URL";
+/// ArcFace's embedding size, used for realistic vectors.
+const DIM: usize = 512;
+
+/// A deterministic xorshift stream, so the test needs no random-number crate.
+struct Bytes(u64);
+
+impl Bytes {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn take(&mut self, n: usize) -> Vec<u8> {
+        (0..n).map(|_| (self.next() >> 24) as u8).collect()
+    }
+}
+
+fn fields(name: &str) -> PersonFields {
+    PersonFields {
+        name: name.to_owned(),
+        surname: "Rossi".to_owned(),
+        birthday: "1990-05-17".parse().unwrap(),
+        relationship: Relationship::Amico,
+        role: Role::Guest,
+    }
+}
+
+fn embedding(seed: u64, dim: usize) -> Embedding {
+    let mut bytes = Bytes(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
+    Embedding::from_raw((0..dim).map(|_| (bytes.next() % 2001) as f32 / 1000.0 - 1.0).collect())
+        .unwrap()
+}
+
+fn crop(seed: u64, n: usize) -> Vec<u8> {
+    let mut data = vec![0xFF, 0xD8, 0xFF, 0xE0];
+    data.extend(Bytes(seed | 1).take(n));
+    data
+}
+
+fn new_face(seed: u64, model: &ModelId, dim: usize) -> NewFace {
+    NewFace {
+        embedding: embedding(seed, dim),
+        model: model.clone(),
+        bbox: PixelBox { top: 10, right: 120, bottom: 140, left: 20 + seed as i32 },
+        crop_jpeg: crop(seed, 2048),
+    }
+}
+
+fn unique_suffix() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
+}
+
+/// The contract every backend meets. It tolerates a non-empty database (PostgreSQL test
+/// databases are reused): it only looks at what it created, under a fresh model id.
+async fn store_story(store: &dyn PersonStore) {
+    let model = ModelId::new(format!("story-{}", unique_suffix()));
+    let other_model = ModelId::new(format!("story-other-{}", unique_suffix()));
+    let persons_before = store.count_persons().await.unwrap();
+    let faces_before = store.count_faces().await.unwrap();
+
+    // Create and read.
+    let anna = store.create_person(&fields("Anna")).await.unwrap();
+    let bruno = store.create_person(&fields("Bruno")).await.unwrap();
+    let carla = store.create_person(&fields("Carla")).await.unwrap();
+    assert!(anna.id < bruno.id && bruno.id < carla.id);
+    assert_eq!(anna.fields(), fields("Anna"));
+    assert_eq!(anna.n_faces, 0);
+    assert_eq!(anna.created_at, anna.updated_at);
+    assert_eq!(store.person(bruno.id).await.unwrap(), bruno);
+    let missing = PersonId(carla.id.0 + 1_000_000);
+    assert!(
+        matches!(store.person(missing).await, Err(StoreError::PersonNotFound(id)) if id == missing)
+    );
+
+    // Paging: ours are the last three by id.
+    let offset = u32::try_from(persons_before).unwrap();
+    let (page, total) = store.list_persons(2, offset).await.unwrap();
+    assert_eq!(total, persons_before + 3);
+    assert_eq!(page.iter().map(|p| p.id).collect::<Vec<_>>(), [anna.id, bruno.id]);
+    let (page, _) = store.list_persons(2, offset + 2).await.unwrap();
+    assert_eq!(page.iter().map(|p| p.id).collect::<Vec<_>>(), [carla.id]);
+    let (page, total) = store.list_persons(10, offset + 3).await.unwrap();
+    assert!(page.is_empty());
+    assert_eq!(total, persons_before + 3);
+    let all = store.all_persons().await.unwrap();
+    assert_eq!(all.len() as u64, persons_before + 3);
+    assert!(all.windows(2).all(|pair| pair[0].id < pair[1].id));
+    let some = store.persons_by_ids(&[carla.id, missing, anna.id, carla.id]).await.unwrap();
+    assert_eq!(some.iter().map(|p| p.id).collect::<Vec<_>>(), [anna.id, carla.id]);
+    assert!(store.persons_by_ids(&[]).await.unwrap().is_empty());
+
+    // Update.
+    let changes = PersonChanges {
+        surname: Some("Bianchi".into()),
+        role: Some(Role::User),
+        ..PersonChanges::default()
+    };
+    let updated = store.update_person(bruno.id, &changes).await.unwrap();
+    assert_eq!((updated.name.as_str(), updated.surname.as_str()), ("Bruno", "Bianchi"));
+    assert_eq!(updated.role, Role::User);
+    assert_eq!(updated.created_at, bruno.created_at);
+    assert!(updated.updated_at >= bruno.updated_at);
+    assert_eq!(store.update_person(bruno.id, &PersonChanges::default()).await.unwrap(), updated);
+    assert!(matches!(
+        store.update_person(missing, &changes).await,
+        Err(StoreError::PersonNotFound(_))
+    ));
+
+    // Faces, crops and embeddings.
+    let a1 = store.add_face(anna.id, &new_face(1, &model, DIM)).await.unwrap();
+    let a2 = store.add_face(anna.id, &new_face(2, &model, DIM)).await.unwrap();
+    let b1 = store.add_face(bruno.id, &new_face(3, &model, DIM)).await.unwrap();
+    assert_eq!(a1.person, anna.id);
+    assert_eq!(a1.bbox, new_face(1, &model, DIM).bbox);
+    assert_eq!(store.person(anna.id).await.unwrap().n_faces, 2);
+    assert_eq!(store.count_faces().await.unwrap(), faces_before + 3);
+    let anna_faces = store.faces(anna.id).await.unwrap();
+    assert_eq!(anna_faces, [a1.clone(), a2.clone()]);
+    assert!(store.faces(carla.id).await.unwrap().is_empty());
+    assert!(matches!(store.faces(missing).await, Err(StoreError::PersonNotFound(_))));
+    assert_eq!(store.face_crop(anna.id, a2.id).await.unwrap(), crop(2, 2048));
+    assert!(
+        matches!(store.face_crop(bruno.id, a2.id).await, Err(StoreError::FaceNotFound(f)) if f == a2.id)
+    );
+    assert!(matches!(store.face_crop(missing, a2.id).await, Err(StoreError::PersonNotFound(_))));
+    assert!(matches!(
+        store.add_face(missing, &new_face(4, &model, DIM)).await,
+        Err(StoreError::PersonNotFound(_))
+    ));
+    let mismatch = store.add_face(carla.id, &new_face(5, &model, 128)).await.unwrap_err();
+    assert!(
+        matches!(&mismatch, StoreError::ModelMismatch { expected_dim: DIM, found_dim: 128, .. }),
+        "{mismatch:?}"
+    );
+    assert_eq!(store.person(carla.id).await.unwrap().n_faces, 0, "a failed add leaves nothing");
+
+    let stored = store.embeddings(&model).await.unwrap();
+    assert_eq!(
+        stored.iter().map(|e| (e.face, e.person)).collect::<Vec<_>>(),
+        [(a1.id, anna.id), (a2.id, anna.id), (b1.id, bruno.id)]
+    );
+    assert!((stored[2].embedding.similarity(&embedding(3, DIM)) - 1.0).abs() < 1e-6);
+    assert!(store.embeddings(&other_model).await.unwrap().is_empty());
+
+    // A second model, added by re-embedding one face.
+    store.set_embedding(a1.id, &other_model, &embedding(9, 128)).await.unwrap();
+    store.set_embedding(a1.id, &other_model, &embedding(10, 128)).await.unwrap();
+    let other = store.embeddings(&other_model).await.unwrap();
+    assert_eq!(other.len(), 1);
+    assert!((other[0].embedding.similarity(&embedding(10, 128)) - 1.0).abs() < 1e-6);
+    let counts = store.embedding_models().await.unwrap();
+    let count_of =
+        |m: &ModelId| counts.iter().find(|c| &c.model == m).map(|c| (c.dim, c.n_embeddings));
+    assert_eq!(count_of(&model), Some((DIM, 3)));
+    assert_eq!(count_of(&other_model), Some((128, 1)));
+    let without = store.faces_without_embedding(&other_model).await.unwrap();
+    assert!(without.contains(&(a2.id, anna.id)) && without.contains(&(b1.id, bruno.id)));
+    assert!(!without.iter().any(|(face, _)| *face == a1.id));
+    assert!(matches!(
+        store.set_embedding(FaceId(b1.id.0 + 1_000_000), &model, &embedding(1, DIM)).await,
+        Err(StoreError::FaceNotFound(_))
+    ));
+    assert!(matches!(
+        store.set_embedding(b1.id, &model, &embedding(1, 64)).await,
+        Err(StoreError::ModelMismatch { .. })
+    ));
+
+    // Deleting a face removes its crop and every embedding of it.
+    store.delete_face(anna.id, a1.id).await.unwrap();
+    assert_eq!(store.faces(anna.id).await.unwrap(), std::slice::from_ref(&a2));
+    assert!(store.embeddings(&other_model).await.unwrap().is_empty());
+    assert_eq!(store.embeddings(&model).await.unwrap().len(), 2);
+    assert!(matches!(store.delete_face(anna.id, a1.id).await, Err(StoreError::FaceNotFound(_))));
+    assert!(matches!(store.delete_face(anna.id, b1.id).await, Err(StoreError::FaceNotFound(_))));
+    assert!(matches!(store.delete_face(missing, b1.id).await, Err(StoreError::PersonNotFound(_))));
+    assert!(matches!(store.face_crop(anna.id, a1.id).await, Err(StoreError::FaceNotFound(_))));
+
+    // Deleting a person removes everything of theirs.
+    store.delete_person(anna.id).await.unwrap();
+    assert!(matches!(store.person(anna.id).await, Err(StoreError::PersonNotFound(_))));
+    assert!(matches!(store.faces(anna.id).await, Err(StoreError::PersonNotFound(_))));
+    assert!(matches!(store.delete_person(anna.id).await, Err(StoreError::PersonNotFound(_))));
+    let left = store.embeddings(&model).await.unwrap();
+    assert_eq!(left.iter().map(|e| e.person).collect::<Vec<_>>(), [bruno.id]);
+    assert_eq!(store.count_persons().await.unwrap(), persons_before + 2);
+    assert_eq!(store.count_faces().await.unwrap(), faces_before + 1);
+
+    // Ids are never reused.
+    let dario = store.create_person(&fields("Dario")).await.unwrap();
+    assert!(dario.id > carla.id);
+    let d1 = store.add_face(dario.id, &new_face(6, &model, DIM)).await.unwrap();
+    assert!(d1.id > b1.id);
+
+    store.check_integrity().await.unwrap();
+    for person in [bruno.id, carla.id, dario.id] {
+        store.delete_person(person).await.unwrap();
+    }
+    assert_eq!(store.count_persons().await.unwrap(), persons_before);
+    assert_eq!(store.count_faces().await.unwrap(), faces_before);
+}
+
+#[tokio::test]
+async fn sqlite_store_story() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
+    store_story(&store).await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn open_store_picks_the_backend_by_scheme() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = DatabaseUrl::new(format!("sqlite:{}", dir.path().join("x.db").display()));
+    let store = open_store(&url).await.unwrap();
+    assert_eq!(store.count_persons().await.unwrap(), 0);
+    store.close().await;
+    let unknown = open_store(&DatabaseUrl::new("mysql://root:hunter2@db/ddfr")).await.unwrap_err();
+    assert!(matches!(unknown, StoreError::UnsupportedUrl { .. }));
+    assert!(!unknown.to_string().contains("hunter2"));
+    #[cfg(not(feature = "postgres"))]
+    {
+        let error =
+            open_store(&DatabaseUrl::new("postgres://u:p@localhost/ddfr")).await.unwrap_err();
+        assert!(matches!(error, StoreError::BackendNotCompiled { feature: "postgres", .. }));
+    }
+}
+
+#[tokio::test]
+async fn postgres_store_story() {
+    let Ok(url) = std::env::var(PG_URL_VAR) else {
+        println!("SKIPPED: {PG_URL_VAR} is not set");
+        return;
+    };
+    #[cfg(feature = "postgres")]
+    {
+        let store = ddfr_store::PgStore::connect(&DatabaseUrl::new(url)).await.unwrap();
+        store_story(&store).await;
+        store.close().await;
+    }
+    #[cfg(not(feature = "postgres"))]
+    {
+        let _ = url;
+        println!(
+            "SKIPPED: built without the `postgres` feature (cargo test -p ddfr-store --features postgres)"
+        );
+    }
+}
+
+/// A pragma's value as text, whatever type SQLite reports it in.
+async fn pragma(connection: &mut sqlx::SqliteConnection, name: &str) -> String {
+    use sqlx::Row;
+    let row = sqlx::query(&format!("PRAGMA {name}")).fetch_one(connection).await.unwrap();
+    row.try_get::<String, _>(0)
+        .or_else(|_| row.try_get::<i64, _>(0).map(|v| v.to_string()))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn every_sqlite_connection_has_the_durability_pragmas() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
+    // Hold several connections at once so the pool must open more than one.
+    let mut connections = Vec::new();
+    for _ in 0..3 {
+        connections.push(store.pool().acquire().await.unwrap());
+    }
+    for connection in &mut connections {
+        assert_eq!(pragma(connection, "journal_mode").await, "wal");
+        assert_eq!(pragma(connection, "synchronous").await, "2", "FULL");
+        assert_eq!(pragma(connection, "foreign_keys").await, "1");
+        assert_eq!(pragma(connection, "busy_timeout").await, "5000");
+        assert_eq!(pragma(connection, "secure_delete").await, "1");
+    }
+    drop(connections);
+    store.close().await;
+}
+
+/// Overwrites one page of a closed database file with garbage.
+fn corrupt_page(path: &Path, page: u64) {
+    use std::io::{Seek, SeekFrom, Write};
+    const PAGE_SIZE: u64 = 4096;
+    let mut file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    file.seek(SeekFrom::Start((page - 1) * PAGE_SIZE)).unwrap();
+    file.write_all(&[0x5A; PAGE_SIZE as usize]).unwrap();
+    file.sync_all().unwrap();
+}
+
+#[tokio::test]
+async fn a_corrupt_sqlite_file_is_refused_at_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = ModelId::new("m");
+    let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
+    for seed in 0..20 {
+        let person = store.create_person(&fields(&format!("P{seed}"))).await.unwrap();
+        store.add_face(person.id, &new_face(seed, &model, DIM)).await.unwrap();
+    }
+    // Everything must be in the main file, or opening would replay the log over the damage.
+    assert!(store.checkpoint_truncate().await.unwrap());
+    store.close().await;
+    let path = dir.path().join(SQLITE_FILE_NAME);
+    let wal = dir.path().join(format!("{SQLITE_FILE_NAME}-wal"));
+    assert_eq!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0), 0);
+
+    corrupt_page(&path, 2);
+    let error = SqliteStore::open_in_dir(dir.path()).await.unwrap_err();
+    println!("corrupt page: {error}");
+    assert!(matches!(&error, StoreError::Integrity { .. }), "{error:?}");
+    assert!(
+        error.to_string().contains("corrupt") || error.to_string().contains("malformed"),
+        "{error}"
+    );
+
+    // A file that is not a database at all is refused too.
+    std::fs::write(&path, vec![0x42; 8192]).unwrap();
+    let error = SqliteStore::open_in_dir(dir.path()).await.unwrap_err();
+    println!("not a database: {error}");
+    assert!(matches!(&error, StoreError::Integrity { .. }), "{error:?}");
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|window| window == needle)
+}
+
+/// Reads the database and its write-ahead log (absent counts as empty).
+fn database_bytes(dir: &Path) -> Vec<u8> {
+    let mut bytes = std::fs::read(dir.join(SQLITE_FILE_NAME)).unwrap();
+    bytes.extend(std::fs::read(dir.join(format!("{SQLITE_FILE_NAME}-wal"))).unwrap_or_default());
+    bytes
+}
+
+#[tokio::test]
+async fn deleted_crops_and_embeddings_leave_no_bytes_in_the_db_or_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = ModelId::new("arcface");
+    let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
+    let keep = store.create_person(&fields("Keep")).await.unwrap();
+    store.add_face(keep.id, &new_face(100, &model, DIM)).await.unwrap();
+    let gone = store.create_person(&fields("Gone")).await.unwrap();
+    let faces: Vec<NewFace> = (200..203).map(|seed| new_face(seed, &model, DIM)).collect();
+    let mut one_face = None;
+    for face in &faces {
+        one_face = Some(store.add_face(gone.id, face).await.unwrap());
+    }
+
+    // Distinctive windows: the start of each embedding's bytes, the start and middle of each crop.
+    let needles: Vec<Vec<u8>> = faces
+        .iter()
+        .flat_map(|face| {
+            let vector = face.embedding.to_le_bytes();
+            [
+                vector[..64].to_vec(),
+                vector[1024..1088].to_vec(),
+                face.crop_jpeg[..64].to_vec(),
+                face.crop_jpeg[1000..1064].to_vec(),
+            ]
+        })
+        .collect();
+    let before = database_bytes(dir.path());
+    assert!(
+        needles.iter().all(|needle| contains(&before, needle)),
+        "the search must find live data"
+    );
+
+    // Deleting one face, then the person, while the store stays open (as a running server).
+    store.delete_face(gone.id, one_face.unwrap().id).await.unwrap();
+    store.delete_person(gone.id).await.unwrap();
+    let after = database_bytes(dir.path());
+    for (index, needle) in needles.iter().enumerate() {
+        assert!(!contains(&after, needle), "deleted bytes {index} still in the database files");
+    }
+    // The kept person's data is intact.
+    assert!(contains(&after, &new_face(100, &model, DIM).crop_jpeg[..64]));
+    store.close().await;
+    let closed = database_bytes(dir.path());
+    assert!(needles.iter().all(|needle| !contains(&closed, needle)));
+}
+
+#[tokio::test]
+async fn backup_is_a_consistent_copy() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
+    let person = store.create_person(&fields("Anna")).await.unwrap();
+    let target = dir.path().join("backup.db");
+    store.backup_to(&target).await.unwrap();
+    store.close().await;
+    let copy = SqliteStore::open(&target.display().to_string()).await.unwrap();
+    assert_eq!(copy.person(person.id).await.unwrap().name, "Anna");
+    copy.close().await;
+}

@@ -1,0 +1,26 @@
+//! Subcommand dispatch.
+
+pub mod bench;
+mod recognize;
+mod verify;
+
+use anyhow::Result;
+
+use crate::cli::{Cli, Command};
+
+/// Runs the parsed command line.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Recognize { images } => recognize::run(&cli.engine, &images),
+        Command::Verify { a, b, threshold } => verify::run(&cli.engine, &a, &b, threshold),
+        Command::Bench(args) => bench::run(&cli.engine, &args),
+    }
+}
+
+/// Reads and decodes an image file with the photo limits.
+pub fn read_photo(path: &std::path::Path) -> Result<image::RgbImage> {
+    use anyhow::Context;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    ddfr_engine::decode::decode_image(&bytes, &ddfr_engine::decode::DecodeLimits::PHOTO)
+        .with_context(|| format!("{} is not a usable image", path.display()))
+}
