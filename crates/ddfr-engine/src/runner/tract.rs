@@ -1,6 +1,7 @@
 //! The pure-Rust backend: tract-onnx, also what the browser build uses.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use tract_onnx::prelude::*;
 
@@ -9,12 +10,29 @@ use crate::EngineError;
 
 type Plan = Arc<TypedRunnableModel>;
 
-/// One ONNX graph optimised by tract for the declared input shape. A `None` dimension in
-/// [`RunnerOptions::input_shape`] (the batch) becomes a symbol, so any batch size runs.
+/// How the graph was planned.
+#[derive(Debug)]
+enum Plans {
+    /// One plan for every input: all dimensions fixed, or only the batch varies (a symbol).
+    Single(Plan),
+    /// Spatial dimensions vary (SCRFD): one plan per concrete input shape, made on first use.
+    /// tract cannot optimise some resize ops over symbolic heights and widths.
+    PerShape { model: InferenceModel, plans: Mutex<HashMap<Vec<usize>, Plan>> },
+}
+
+/// One ONNX graph optimised by tract for the declared input shape.
 #[derive(Debug)]
 pub(super) struct TractRunner {
     model_id: String,
-    plan: Plan,
+    plans: Plans,
+}
+
+fn fail(model_id: &str, e: TractError) -> EngineError {
+    EngineError::Inference { model: model_id.to_owned(), source: e.into_boxed_dyn_error() }
+}
+
+fn plan_for(model: InferenceModel, dims: TVec<TDim>) -> TractResult<Plan> {
+    model.with_input_fact(0, f32::fact(dims).into())?.into_optimized()?.into_runnable()
 }
 
 impl TractRunner {
@@ -23,42 +41,59 @@ impl TractRunner {
         bytes: &[u8],
         options: &RunnerOptions,
     ) -> Result<Self, EngineError> {
-        let fail = |e: TractError| EngineError::Inference {
-            model: model_id.to_owned(),
-            source: e.into_boxed_dyn_error(),
-        };
         let mut reader = bytes;
-        let mut model = tract_onnx::onnx().model_for_read(&mut reader).map_err(fail)?;
-        if !options.input_shape.is_empty() {
+        let model =
+            tract_onnx::onnx().model_for_read(&mut reader).map_err(|e| fail(model_id, e))?;
+        let shape = &options.input_shape;
+        let spatial_dynamic = shape.iter().skip(1).any(Option::is_none);
+        let plans = if spatial_dynamic {
+            Plans::PerShape { model, plans: Mutex::new(HashMap::new()) }
+        } else if shape.is_empty() {
+            Plans::Single(
+                model
+                    .into_optimized()
+                    .and_then(|m| m.into_runnable())
+                    .map_err(|e| fail(model_id, e))?,
+            )
+        } else {
             let batch = model.symbols.sym("N");
-            let dims: TVec<TDim> = options
-                .input_shape
+            let dims: TVec<TDim> = shape
                 .iter()
-                .map(|d| match d {
-                    Some(n) => TDim::from(*n as i64),
-                    None => TDim::from(batch.clone()),
-                })
+                .map(|d| d.map_or_else(|| TDim::from(batch.clone()), |n| TDim::from(n as i64)))
                 .collect();
-            model = model.with_input_fact(0, f32::fact(dims).into()).map_err(fail)?;
+            Plans::Single(plan_for(model, dims).map_err(|e| fail(model_id, e))?)
+        };
+        Ok(Self { model_id: model_id.to_owned(), plans })
+    }
+
+    fn plan(&self, shape: &[usize]) -> Result<Plan, EngineError> {
+        match &self.plans {
+            Plans::Single(plan) => Ok(Arc::clone(plan)),
+            Plans::PerShape { model, plans } => {
+                let mut plans = plans.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                if let Some(plan) = plans.get(shape) {
+                    return Ok(Arc::clone(plan));
+                }
+                let dims: TVec<TDim> = shape.iter().map(|&d| TDim::from(d as i64)).collect();
+                let plan = plan_for(model.clone(), dims).map_err(|e| fail(&self.model_id, e))?;
+                plans.insert(shape.to_vec(), Arc::clone(&plan));
+                Ok(plan)
+            }
         }
-        let plan = model.into_optimized().map_err(fail)?.into_runnable().map_err(fail)?;
-        Ok(Self { model_id: model_id.to_owned(), plan })
     }
 }
 
 impl ModelRunner for TractRunner {
     fn run(&self, input: &Tensor) -> Result<Vec<Tensor>, EngineError> {
-        let fail = |e: TractError| EngineError::Inference {
-            model: self.model_id.clone(),
-            source: e.into_boxed_dyn_error(),
-        };
-        let tensor =
-            tract_onnx::prelude::Tensor::from_shape(&input.shape, &input.data).map_err(fail)?;
-        let outputs = self.plan.run(tvec!(tensor.into())).map_err(fail)?;
+        let plan = self.plan(&input.shape)?;
+        let tensor = tract_onnx::prelude::Tensor::from_shape(&input.shape, &input.data)
+            .map_err(|e| fail(&self.model_id, e))?;
+        let outputs = plan.run(tvec!(tensor.into())).map_err(|e| fail(&self.model_id, e))?;
         outputs
             .iter()
             .map(|value| {
-                let view = value.to_plain_array_view::<f32>().map_err(fail)?;
+                let view =
+                    value.to_plain_array_view::<f32>().map_err(|e| fail(&self.model_id, e))?;
                 Ok(Tensor::new(view.shape().to_vec(), view.iter().copied().collect()))
             })
             .collect()
