@@ -38,7 +38,7 @@ pub fn identify_faces(
         .zip(hits)
         .map(|(analyzed, hits)| {
             let nearest = hits.into_iter().next();
-            let matched = nearest.clone().filter(|h| h.similarity >= min_similarity);
+            let matched = nearest.filter(|h| h.similarity >= min_similarity);
             Identification { analyzed, nearest, matched }
         })
         .collect()

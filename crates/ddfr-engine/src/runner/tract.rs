@@ -17,7 +17,7 @@ enum Plans {
     Single(Plan),
     /// Spatial dimensions vary (SCRFD): one plan per concrete input shape, made on first use.
     /// tract cannot optimise some resize ops over symbolic heights and widths.
-    PerShape { model: InferenceModel, plans: Mutex<HashMap<Vec<usize>, Plan>> },
+    PerShape { model: Box<InferenceModel>, plans: Mutex<HashMap<Vec<usize>, Plan>> },
 }
 
 /// One ONNX graph optimised by tract for the declared input shape.
@@ -47,7 +47,7 @@ impl TractRunner {
         let shape = &options.input_shape;
         let spatial_dynamic = shape.iter().skip(1).any(Option::is_none);
         let plans = if spatial_dynamic {
-            Plans::PerShape { model, plans: Mutex::new(HashMap::new()) }
+            Plans::PerShape { model: Box::new(model), plans: Mutex::new(HashMap::new()) }
         } else if shape.is_empty() {
             Plans::Single(
                 model
@@ -75,7 +75,7 @@ impl TractRunner {
                     return Ok(Arc::clone(plan));
                 }
                 let dims: TVec<TDim> = shape.iter().map(|&d| TDim::from(d as i64)).collect();
-                let plan = plan_for(model.clone(), dims).map_err(|e| fail(&self.model_id, e))?;
+                let plan = plan_for(model.as_ref().clone(), dims).map_err(|e| fail(&self.model_id, e))?;
                 plans.insert(shape.to_vec(), Arc::clone(&plan));
                 Ok(plan)
             }

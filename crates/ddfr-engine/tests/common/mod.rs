@@ -1,5 +1,5 @@
 //! Shared helpers for the engine's tests on real models and real photos.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::print_stdout)]
 
 use std::path::{Path, PathBuf};
 

@@ -2,6 +2,7 @@
 
 pub mod bench;
 mod recognize;
+pub mod serve;
 mod verify;
 
 use anyhow::Result;
@@ -11,6 +12,7 @@ use crate::cli::{Cli, Command};
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Serve(args) => serve::run(&cli.engine, &args),
         Command::Recognize { images } => recognize::run(&cli.engine, &images),
         Command::Verify { a, b, threshold } => verify::run(&cli.engine, &a, &b, threshold),
         Command::Bench(args) => bench::run(&cli.engine, &args),

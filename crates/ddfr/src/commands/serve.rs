@@ -1,0 +1,239 @@
+//! `ddfr serve`: the composition root. Settings → listener → (models, store, index) → ready.
+//!
+//! The listener is bound first so `/api/health` answers 503 while models and the index load,
+//! and 200 from the moment they are in place.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use ddfr_core::ModelId;
+use ddfr_index::IndexConfig;
+use ddfr_server::{ApiToken, AppState, Gallery, InferencePool, ServerConfig, Services};
+use ddfr_store::PersonStore;
+
+use crate::engine::EngineArgs;
+use crate::settings::{ServeArgs, TOKEN_FILE};
+
+/// Default log filter when RUST_LOG is unset: ddfr at info, request traces quiet.
+const DEFAULT_LOG_FILTER: &str = "info,tower_http=warn,sqlx=warn";
+
+/// Runs the server until SIGTERM or ctrl-c.
+pub fn run(engine: &EngineArgs, args: &ServeArgs) -> Result<()> {
+    args.validate()?;
+    init_logging(&args.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(engine.clone(), args.clone()))
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    // A second initialisation (tests) is harmless; ignore it.
+    let _ = if format == "json" { builder.json().try_init() } else { builder.try_init() };
+}
+
+async fn serve(engine: EngineArgs, args: ServeArgs) -> Result<()> {
+    let started = Instant::now();
+    std::fs::create_dir_all(&args.data_dir)
+        .with_context(|| format!("creating the data dir {}", args.data_dir.display()))?;
+    let listener = tokio::net::TcpListener::bind(args.addr())
+        .await
+        .with_context(|| format!("listening on {}", args.addr()))?;
+    let addr = listener.local_addr().context("reading the bound address")?;
+
+    let mut config = ServerConfig::new(addr);
+    config.api_token = resolve_token(&args, addr)?;
+    config.allowed_origins = args.allowed_origins.clone();
+    config.web_dir = args.web_dir();
+    if config.web_dir.is_none() {
+        tracing::info!("web app not built (no web/dist/index.html); / explains how to build it");
+    }
+    let state = AppState::new(config);
+    tracing::info!(%addr, auth = state.config().api_token.is_some(), "listening");
+
+    let server = tokio::spawn(ddfr_server::serve(listener, state.clone(), shutdown_signal()));
+    match load_services(&engine, &args).await {
+        Ok(services) => {
+            let (n_persons, n_faces) = (services.gallery.n_persons(), services.gallery.n_faces());
+            state.set_ready(services);
+            tracing::info!(
+                n_persons,
+                n_faces,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "ready"
+            );
+        }
+        Err(error) => {
+            state.begin_shutdown();
+            server.abort();
+            return Err(error);
+        }
+    }
+    server.await.context("server task failed")?.context("serving")?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// Loads the pack, opens the store and builds the gallery.
+async fn load_services(engine: &EngineArgs, args: &ServeArgs) -> Result<Services> {
+    let workers = args.workers();
+    let engine = engine.clone();
+    let pack_task = tokio::task::spawn_blocking(move || engine.load_pack(workers));
+    let url = args.database_url();
+    let store = ddfr_store::open_store(&url)
+        .await
+        .with_context(|| format!("opening the database {url}"))?;
+    let pack = Arc::new(pack_task.await.context("model loading panicked")??);
+    let model = pack.embedder_id().clone();
+    let min_similarity = args.match_threshold.unwrap_or(pack.min_similarity);
+    tracing::info!(
+        pack = pack.id,
+        detector = pack.detector_id,
+        embedder = model.as_str(),
+        backend = ?pack.backend,
+        workers,
+        min_similarity,
+        "models loaded"
+    );
+    let gallery = Arc::new(
+        Gallery::load(store.as_ref(), &model, pack.embedding_dim(), IndexConfig::default())
+            .await
+            .context("building the face index from the store")?,
+    );
+    let pool = InferencePool::new(pack, workers);
+    reembed_other_models(store.as_ref(), &pool, &gallery, &model).await?;
+    Ok(Services { pool, store, gallery, min_similarity })
+}
+
+/// When stored faces were embedded by another model, re-embeds their stored chips with the
+/// current one (when the chip fits its input), so a model change never mixes vectors.
+async fn reembed_other_models(
+    store: &dyn PersonStore,
+    pool: &InferencePool,
+    gallery: &Gallery,
+    model: &ModelId,
+) -> Result<()> {
+    let others: Vec<_> = store
+        .embedding_models()
+        .await?
+        .into_iter()
+        .filter(|m| &m.model != model && m.n_embeddings > 0)
+        .collect();
+    if others.is_empty() {
+        return Ok(());
+    }
+    let missing = store.faces_without_embedding(model).await?;
+    tracing::warn!(
+        other_models = ?others.iter().map(|m| m.model.as_str().to_owned()).collect::<Vec<_>>(),
+        n_faces = missing.len(),
+        "stored faces were embedded by another model; re-embedding their crops with {}",
+        model.as_str()
+    );
+    let (mut done, mut skipped) = (0usize, 0usize);
+    for (face, person) in missing {
+        let crop = store.face_crop(person, face).await?;
+        let embedding = pool
+            .run(move |pack| ddfr_server::pipeline::reembed_chip(pack, &crop))
+            .await
+            .context("re-embedding a stored crop")?;
+        match embedding {
+            Ok(Some(embedding)) => {
+                store.set_embedding(face, model, &embedding).await?;
+                gallery.insert_face(face, person, &embedding)?;
+                done += 1;
+            }
+            Ok(None) | Err(_) => skipped += 1,
+        }
+    }
+    if skipped > 0 {
+        tracing::warn!(
+            done,
+            skipped,
+            "some stored crops could not be re-embedded (their chip does not fit the new model); re-enroll those persons"
+        );
+    } else {
+        tracing::info!(done, "re-embedded stored faces");
+    }
+    Ok(())
+}
+
+/// The token: `DDFR_API_TOKEN`; none on a loopback-only bind; otherwise the one stored in the
+/// data dir, generated (and printed as a login URL) on first start.
+fn resolve_token(args: &ServeArgs, addr: std::net::SocketAddr) -> Result<Option<ApiToken>> {
+    if let Some(token) = &args.api_token {
+        return Ok(Some(ApiToken::new(token.trim())));
+    }
+    if addr.ip().is_loopback() {
+        return Ok(None);
+    }
+    let path = args.data_dir.join(TOKEN_FILE);
+    if path.is_file() {
+        let token = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading the API token from {}", path.display()))?;
+        tracing::info!(file = %path.display(), "API token required (stored in the data dir)");
+        return Ok(Some(ApiToken::new(token.trim())));
+    }
+    let token = hex::encode(rand::random::<[u8; 32]>());
+    write_private(&path, &token)?;
+    let host =
+        if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
+    let url = format!("http://{host}:{}/#token={token}", addr.port());
+    // Printed once, on stdout, like Jupyter; never logged through tracing.
+    let mut stdout = std::io::stdout().lock();
+    writeln!(
+        stdout,
+        "\nddfr is listening on a non-loopback address, so it requires a token.\n\
+         Open this URL to log in (the token is saved in {}):\n\n    {url}\n",
+        path.display()
+    )?;
+    Ok(Some(ApiToken::new(token)))
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, contents: &str) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
+    file.write_all(contents.as_bytes())?;
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, contents: &str) -> Result<()> {
+    std::fs::write(path, contents).with_context(|| format!("creating {}", path.display()))
+}
+
+/// Resolves on ctrl-c or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

@@ -1,0 +1,148 @@
+//! `ddfr serve` settings: one clap struct, every option also an environment variable, checked
+//! once by [`ServeArgs::validate`] and turned into the typed parts the crates take.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Result, bail};
+use clap::Args;
+
+/// The file in the data dir holding the token generated for a non-loopback bind.
+pub const TOKEN_FILE: &str = "api-token";
+
+/// Options of `ddfr serve`.
+#[derive(Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. A non-loopback address without DDFR_API_TOKEN gets a generated
+    /// token (stored in the data dir, printed once as a login URL).
+    #[arg(long, env = "DDFR_HOST", default_value = "127.0.0.1")]
+    pub host: IpAddr,
+
+    /// Port to listen on (0 picks a free one).
+    #[arg(long, env = "DDFR_PORT", default_value_t = 8000)]
+    pub port: u16,
+
+    /// Where the database (`ddfr.db`, with the stored face crops) and the generated token live.
+    #[arg(long, env = "DDFR_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// Database URL: `sqlite:PATH` or `postgres://...` (default: `sqlite:<data-dir>/ddfr.db`).
+    #[arg(long, env = "DDFR_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Bearer token required on REST (except /api/health) and the /ws handshake. Prefer the
+    /// environment variable to the flag, which other users can see in the process list.
+    #[arg(long, env = "DDFR_API_TOKEN", hide_env_values = true)]
+    pub api_token: Option<String>,
+
+    /// Minimum cosine similarity for an identification (default: the model pack's calibrated
+    /// `min_similarity`, see docs/models.md).
+    #[arg(long, env = "DDFR_MATCH_THRESHOLD")]
+    pub match_threshold: Option<f32>,
+
+    /// Extra browser origins allowed to open /ws, comma-separated exact `scheme://host:port`
+    /// (e.g. the trunk dev server `http://127.0.0.1:8080`). The server's own origin is always
+    /// allowed.
+    #[arg(long, env = "DDFR_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+
+    /// The built web app (default: `web/dist` of the checkout).
+    #[arg(long, env = "DDFR_WEB_DIR")]
+    pub web_dir: Option<PathBuf>,
+
+    /// Frames processed at once (default: the number of CPU cores). Each uses
+    /// DDFR_INTRA_THREADS inference threads; keep workers x threads <= cores.
+    #[arg(long, env = "DDFR_WORKERS")]
+    pub workers: Option<usize>,
+
+    /// Log format on stdout: `text` or `json`. Verbosity follows RUST_LOG (default `info`).
+    #[arg(long, env = "DDFR_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+impl std::fmt::Debug for ServeArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeArgs")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_deref().map(|u| ddfr_store::DatabaseUrl::new(u).redacted()),
+            )
+            .field("api_token", &self.api_token.as_ref().map(|_| "***"))
+            .field("match_threshold", &self.match_threshold)
+            .field("allowed_origins", &self.allowed_origins)
+            .field("web_dir", &self.web_dir)
+            .field("workers", &self.workers)
+            .finish()
+    }
+}
+
+impl ServeArgs {
+    /// Checks every value, explaining what is wrong.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(threshold) = self.match_threshold
+            && !(-1.0..=1.0).contains(&threshold)
+        {
+            bail!("DDFR_MATCH_THRESHOLD must be a cosine similarity in [-1, 1], got {threshold}");
+        }
+        if self.workers == Some(0) {
+            bail!("DDFR_WORKERS must be at least 1");
+        }
+        if let Some(token) = &self.api_token
+            && (token.trim().is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            bail!("DDFR_API_TOKEN must be non-empty printable ASCII without spaces");
+        }
+        for origin in &self.allowed_origins {
+            if !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                bail!(
+                    "DDFR_ALLOWED_ORIGINS entries must look like http://host:port, got {origin:?}"
+                );
+            }
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            bail!("DDFR_LOG_FORMAT must be text or json, got {:?}", self.log_format);
+        }
+        Ok(())
+    }
+
+    /// The listening address.
+    pub fn addr(&self) -> SocketAddr {
+        SocketAddr::new(self.host, self.port)
+    }
+
+    /// Inference workers: the flag, else the number of cores.
+    pub fn workers(&self) -> usize {
+        self.workers
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+            .max(1)
+    }
+
+    /// The database URL: the setting, else the SQLite file in the data dir.
+    pub fn database_url(&self) -> ddfr_store::DatabaseUrl {
+        match &self.database_url {
+            Some(url) => ddfr_store::DatabaseUrl::new(url.clone()),
+            None => ddfr_store::DatabaseUrl::new(format!(
+                "sqlite:{}",
+                self.data_dir.join(ddfr_store::SQLITE_FILE_NAME).display()
+            )),
+        }
+    }
+
+    /// The web app directory: the setting, else `web/dist` in the working directory or in
+    /// the checkout the binary was built in.
+    pub fn web_dir(&self) -> Option<PathBuf> {
+        if let Some(dir) = &self.web_dir {
+            return Some(dir.clone());
+        }
+        let mut candidates = vec![PathBuf::from("web/dist")];
+        if let Ok(exe) = std::env::current_exe()
+            && let Some(checkout) = exe.parent().and_then(Path::parent).and_then(Path::parent)
+        {
+            candidates.push(checkout.join("web/dist"));
+        }
+        candidates.into_iter().find(|dir| dir.join("index.html").is_file())
+    }
+}
