@@ -23,7 +23,11 @@ fn ort_ready(models: &Path) -> bool {
             .flatten()
             .flatten()
             .map(|e| e.path())
-            .find(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so")))
+            .find(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("libonnxruntime.so"))
+            })
             .is_some_and(|lib| ddfr_engine::runner::init_ort(&lib).is_ok())
     }
     #[cfg(not(feature = "ort"))]
@@ -35,7 +39,9 @@ fn ort_ready(models: &Path) -> bool {
 
 fn stages(c: &mut Criterion) {
     let models = repo_root().join("models");
-    let testdata = std::env::var_os("DDFR_TESTDATA").map(PathBuf::from).unwrap_or_else(|| repo_root().join("../shared/testdata"));
+    let testdata = std::env::var_os("DDFR_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("../shared/testdata"));
     let photo = testdata.join("faces/barack_obama/barack_obama_04.jpg");
     let (Ok(manifest), Ok(jpeg)) = (Manifest::load(&models), std::fs::read(&photo)) else {
         #[allow(clippy::print_stdout)]
@@ -45,7 +51,9 @@ fn stages(c: &mut Criterion) {
         return;
     };
     let ort = ort_ready(&models);
-    for backend in InferenceBackend::compiled().into_iter().filter(|b| *b != InferenceBackend::Ort || ort) {
+    for backend in
+        InferenceBackend::compiled().into_iter().filter(|b| *b != InferenceBackend::Ort || ort)
+    {
         let options = PackOptions { backend, ..PackOptions::default() };
         let Ok(pack) = ModelPack::load(&manifest, "default", &options) else { continue };
         let name = format!("{backend:?}").to_lowercase();
@@ -53,11 +61,17 @@ fn stages(c: &mut Criterion) {
             b.iter(|| decode_image(&jpeg, &DecodeLimits::FRAME).expect("decode"));
         });
         let Ok(frame) = decode_image(&jpeg, &DecodeLimits::FRAME) else { return };
-        c.bench_function(&format!("detect[pack=default,backend={name}]"), |b| b.iter(|| pack.detect(&frame).expect("detect")));
+        c.bench_function(&format!("detect[pack=default,backend={name}]"), |b| {
+            b.iter(|| pack.detect(&frame).expect("detect"))
+        });
         let Ok(faces) = pack.detect(&frame) else { return };
-        c.bench_function(&format!("align[pack=default,faces=1,backend={name}]"), |b| b.iter(|| pack.align(&frame, faces.clone())));
+        c.bench_function(&format!("align[pack=default,faces=1,backend={name}]"), |b| {
+            b.iter(|| pack.align(&frame, faces.clone()))
+        });
         let chips: Vec<_> = pack.align(&frame, faces).into_iter().map(|(_, a)| a.chip).collect();
-        c.bench_function(&format!("embed[pack=default,faces=1,backend={name}]"), |b| b.iter(|| pack.embed(&chips).expect("embed")));
+        c.bench_function(&format!("embed[pack=default,faces=1,backend={name}]"), |b| {
+            b.iter(|| pack.embed(&chips).expect("embed"))
+        });
     }
 }
 

@@ -1,1 +1,111 @@
 //! ddfr's HTTP and WebSocket server (axum): the only crate that knows HTTP.
+//!
+//! The binary's composition root loads settings, model pack, store and index, then hands
+//! them over as [`Services`]; this crate knows nothing about model paths. [`router`] builds
+//! the app (used in-process by tests), [`serve`] runs it until a shutdown signal.
+//!
+//! Routes: `/ws` (frames and crops messages), `/api/*` (REST, see `docs/api.md`),
+//! `/openapi.json`, and the web app at `/`.
+
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod gallery;
+pub mod openapi;
+pub mod pipeline;
+pub mod pool;
+pub mod rest;
+pub mod state;
+pub mod web;
+pub mod ws;
+
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::{delete, get, post};
+use tokio::net::TcpListener;
+
+pub use config::{ApiToken, ServerConfig};
+pub use error::ApiError;
+pub use gallery::{Gallery, GalleryError};
+pub use pool::{InferencePool, PoolError};
+pub use state::{AppState, Services};
+
+/// How often shutdown checks whether every `/ws` connection has closed.
+const SHUTDOWN_POLL: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// The whole app.
+pub fn router(state: AppState) -> Router {
+    let protected = Router::new()
+        .route("/api/persons", post(rest::create_person).get(rest::list_persons))
+        .route(
+            "/api/persons/{id}",
+            get(rest::get_person).patch(rest::update_person).delete(rest::delete_person),
+        )
+        .route("/api/persons/{id}/faces", post(rest::add_face).get(rest::list_faces))
+        .route("/api/persons/{id}/faces/{face_id}", delete(rest::delete_face))
+        .route("/api/persons/{id}/faces/{face_id}/crop", get(rest::face_crop))
+        .route("/api/recognize", post(rest::recognize))
+        .route("/api/verify", post(rest::verify))
+        .route("/ws", get(ws::ws_handler))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
+    let open = Router::new()
+        .route("/api/health", get(rest::health))
+        .route("/api/login", post(auth::login))
+        .route("/api/logout", post(auth::logout))
+        .route("/openapi.json", get(|| async { axum::Json(openapi::openapi_json()) }));
+    let api_fallback = Router::new().route(
+        "/api/{*rest}",
+        axum::routing::any(|| async {
+            ApiError::new(axum::http::StatusCode::NOT_FOUND, "not_found", "no such API route")
+        }),
+    );
+    let max_body = state.config().max_upload_bytes;
+    let web_dir = state.config().web_dir.clone();
+    protected
+        .merge(open)
+        .merge(api_fallback)
+        .merge(web::web_routes(web_dir.as_deref()))
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(tower_http::trace::TraceLayer::new_for_http().on_failure(
+            // Failures are logged once, by `ApiError`, with their cause.
+            tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
+        ))
+        .with_state(state)
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves, then tells `/ws` clients to go away
+/// (close code 1001) and waits up to the configured grace period for them to close.
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = router(state.clone());
+    let signal_state = state.clone();
+    let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down");
+        signal_state.begin_shutdown();
+        let _ = stopped_tx.send(());
+    };
+    let grace = state.config().shutdown_grace;
+    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
+    tokio::select! {
+        result = server => result?,
+        () = async {
+            let _ = stopped_rx.await;
+            tokio::time::sleep(grace).await;
+        } => tracing::warn!("HTTP requests still running after the grace period; exiting anyway"),
+    }
+    let deadline = Instant::now() + grace;
+    while state.ws_counters().open.load(Ordering::Relaxed) > 0 && Instant::now() < deadline {
+        tokio::time::sleep(SHUTDOWN_POLL).await;
+    }
+    Ok(())
+}

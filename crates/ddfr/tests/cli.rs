@@ -1,5 +1,6 @@
 //! The `ddfr` command line as a user runs it: JSON on stdout, one-line errors and exit status 1.
 
+#![allow(clippy::print_stdout)] // SKIPPED notes go to the test output.
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -15,7 +16,8 @@ fn ready() -> Option<PathBuf> {
     let testdata = std::env::var_os("DDFR_TESTDATA")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("../shared/testdata"));
-    if !repo_root().join("models/dlib_resnet_v1.onnx").is_file() || !testdata.join("faces").is_dir() {
+    if !repo_root().join("models/dlib_resnet_v1.onnx").is_file() || !testdata.join("faces").is_dir()
+    {
         println!("SKIPPED: models/ (scripts/setup) or the test data is missing");
         return None;
     }
@@ -38,7 +40,12 @@ fn recognize_prints_pixel_boxes_and_scores_per_image() {
     let faces = images[0]["faces"].as_array().expect("faces");
     assert_eq!(faces.len(), 2, "two people in the photo");
     for face in faces {
-        let (top, right, bottom, left) = (face["top"].as_i64().unwrap(), face["right"].as_i64().unwrap(), face["bottom"].as_i64().unwrap(), face["left"].as_i64().unwrap());
+        let (top, right, bottom, left) = (
+            face["top"].as_i64().unwrap(),
+            face["right"].as_i64().unwrap(),
+            face["bottom"].as_i64().unwrap(),
+            face["left"].as_i64().unwrap(),
+        );
         assert!(left < right && top < bottom);
         assert_eq!(face["id"], format!("{top}_{left}"));
         let score = face["score"].as_f64().unwrap();
@@ -59,7 +66,8 @@ fn verify_matches_the_same_person_and_not_others() {
     assert!(same["similarity"].as_f64().unwrap() >= threshold);
     let different = json(&ddfr(&["verify", a.to_str().unwrap(), c.to_str().unwrap()]));
     assert_eq!(different["match"], false, "{different}");
-    let strict = json(&ddfr(&["verify", "--threshold", "0.999", a.to_str().unwrap(), b.to_str().unwrap()]));
+    let strict =
+        json(&ddfr(&["verify", "--threshold", "0.999", a.to_str().unwrap(), b.to_str().unwrap()]));
     assert_eq!(strict["match"], false);
     assert_eq!(strict["threshold"].as_f64().unwrap(), f64::from(0.999f32));
 }

@@ -75,7 +75,8 @@ impl TractRunner {
                     return Ok(Arc::clone(plan));
                 }
                 let dims: TVec<TDim> = shape.iter().map(|&d| TDim::from(d as i64)).collect();
-                let plan = plan_for(model.as_ref().clone(), dims).map_err(|e| fail(&self.model_id, e))?;
+                let plan =
+                    plan_for(model.as_ref().clone(), dims).map_err(|e| fail(&self.model_id, e))?;
                 plans.insert(shape.to_vec(), Arc::clone(&plan));
                 Ok(plan)
             }

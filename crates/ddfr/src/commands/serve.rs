@@ -34,7 +34,10 @@ pub fn run(engine: &EngineArgs, args: &ServeArgs) -> Result<()> {
 fn init_logging(format: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stdout);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stdout)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()));
     // A second initialisation (tests) is harmless; ignore it.
     let _ = if format == "json" { builder.json().try_init() } else { builder.try_init() };
 }

@@ -1,0 +1,124 @@
+//! The in-memory gallery: the face index and the person table the frame path reads.
+//!
+//! The store is the truth; the gallery is a cache rebuilt from it at start and updated after
+//! every store write, so the very next frame sees an enrollment or a deletion. Frames only
+//! take short read locks here and never wait on the database.
+
+use std::collections::HashMap;
+use std::sync::{PoisonError, RwLock};
+
+use ddfr_core::{Embedding, FaceId, ModelId, PersonId};
+use ddfr_index::{EmbeddingIndex, Hit, IndexConfig, IndexError, build_index};
+use ddfr_protocol::PersonSummary;
+use ddfr_store::{PersonStore, StoreError, StoredEmbedding};
+
+/// Why the gallery could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum GalleryError {
+    /// The store could not be read.
+    #[error("reading the store")]
+    Store(#[from] StoreError),
+    /// The index rejected the stored embeddings.
+    #[error("building the face index")]
+    Index(#[from] IndexError),
+}
+
+/// Index and person table behind read-write locks.
+#[derive(Debug)]
+pub struct Gallery {
+    model: ModelId,
+    index: RwLock<Box<dyn EmbeddingIndex>>,
+    persons: RwLock<HashMap<PersonId, PersonSummary>>,
+}
+
+impl Gallery {
+    /// Loads every person and every embedding of `model` from the store.
+    pub async fn load(
+        store: &dyn PersonStore,
+        model: &ModelId,
+        dim: usize,
+        config: IndexConfig,
+    ) -> Result<Self, GalleryError> {
+        let persons = store.all_persons().await?;
+        let embeddings = store.embeddings(model).await?;
+        Self::from_parts(
+            model.clone(),
+            dim,
+            config,
+            persons.iter().map(|p| p.summary()).collect(),
+            embeddings,
+        )
+    }
+
+    /// Builds the gallery from loaded rows.
+    pub fn from_parts(
+        model: ModelId,
+        dim: usize,
+        config: IndexConfig,
+        persons: Vec<PersonSummary>,
+        embeddings: Vec<StoredEmbedding>,
+    ) -> Result<Self, GalleryError> {
+        let items = embeddings.into_iter().map(|e| (e.face, e.person, e.embedding));
+        let index = build_index(config, dim, items)?;
+        Ok(Self {
+            model,
+            index: RwLock::new(index),
+            persons: RwLock::new(persons.into_iter().map(|p| (p.id, p)).collect()),
+        })
+    }
+
+    /// The embedding model whose vectors the index holds.
+    pub fn model(&self) -> &ModelId {
+        &self.model
+    }
+
+    /// Best hit per query (one pass over the index for all faces of a frame).
+    pub fn search(&self, queries: &[Embedding]) -> Vec<Option<Hit>> {
+        let index = self.index.read().unwrap_or_else(PoisonError::into_inner);
+        if index.is_empty() {
+            return vec![None; queries.len()];
+        }
+        index.search(queries, 1).into_iter().map(|hits| hits.into_iter().next()).collect()
+    }
+
+    /// The person table entry for `id`, if the person still exists.
+    pub fn person(&self, id: PersonId) -> Option<PersonSummary> {
+        self.persons.read().unwrap_or_else(PoisonError::into_inner).get(&id).cloned()
+    }
+
+    /// Adds or replaces a person's table entry (after create or update).
+    pub fn upsert_person(&self, person: PersonSummary) {
+        self.persons.write().unwrap_or_else(PoisonError::into_inner).insert(person.id, person);
+    }
+
+    /// Removes a person and every face of theirs from the index.
+    pub fn remove_person(&self, id: PersonId) {
+        self.index.write().unwrap_or_else(PoisonError::into_inner).remove_person(id);
+        self.persons.write().unwrap_or_else(PoisonError::into_inner).remove(&id);
+    }
+
+    /// Adds an enrolled face.
+    pub fn insert_face(
+        &self,
+        face: FaceId,
+        person: PersonId,
+        embedding: &Embedding,
+    ) -> Result<(), IndexError> {
+        self.index.write().unwrap_or_else(PoisonError::into_inner).insert(face, person, embedding)
+    }
+
+    /// Removes one face.
+    pub fn remove_face(&self, face: FaceId) {
+        self.index.write().unwrap_or_else(PoisonError::into_inner).remove_face(face);
+    }
+
+    /// Number of persons in the table.
+    pub fn n_persons(&self) -> usize {
+        self.persons.read().unwrap_or_else(PoisonError::into_inner).len()
+    }
+
+    /// Number of faces in the index.
+    pub fn n_faces(&self) -> usize {
+        self.index.read().unwrap_or_else(PoisonError::into_inner).len()
+    }
+}

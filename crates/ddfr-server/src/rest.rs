@@ -1,0 +1,433 @@
+//! The REST handlers: persons, face samples, recognize, verify, health.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::http::header::CONTENT_TYPE;
+use axum::response::{IntoResponse, Response};
+use ddfr_core::{FaceId, PersonId};
+use ddfr_engine::EngineError;
+use ddfr_engine::decode::{DecodeLimits, sniff_format};
+use ddfr_protocol::{
+    Date, FaceView, FieldError, FrameReply, HealthReply, NewPerson, PageQuery, PersonList,
+    PersonPatch, PersonView, VerifyReply, age_on, parse_json_body,
+};
+use ddfr_store::{FaceSample, NewFace, Person};
+use serde::Serialize;
+
+use crate::error::ApiError;
+use crate::pipeline::{
+    EnrollError, FrameOutcome, enroll_photo, largest_face_embedding, recognize_frame,
+};
+use crate::state::{AppState, Services, today};
+
+fn today_or_500() -> Result<Date, ApiError> {
+    today().map_err(ApiError::internal)
+}
+
+fn person_view(person: &Person, today: Date) -> PersonView {
+    PersonView {
+        id: person.id.0,
+        name: person.name.clone(),
+        surname: person.surname.clone(),
+        birthday: person.birthday,
+        age: age_on(person.birthday, today),
+        relationship: person.relationship,
+        role: person.role,
+        faces: person.n_faces,
+        created_at: person.created_at,
+        updated_at: person.updated_at,
+    }
+}
+
+fn face_view(face: &FaceSample) -> FaceView {
+    FaceView {
+        id: face.id.0,
+        top: face.bbox.top,
+        right: face.bbox.right,
+        bottom: face.bbox.bottom,
+        left: face.bbox.left,
+        created_at: face.created_at,
+    }
+}
+
+/// Path ids that are not integers name nothing: 404.
+fn person_id(raw: &str) -> Result<PersonId, ApiError> {
+    raw.parse().map(PersonId).map_err(|_| {
+        ApiError::new(StatusCode::NOT_FOUND, "person_not_found", format!("no person with id {raw}"))
+    })
+}
+
+fn face_id(raw: &str) -> Result<FaceId, ApiError> {
+    raw.parse().map(FaceId).map_err(|_| {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "face_not_found",
+            format!("no face sample with id {raw}"),
+        )
+    })
+}
+
+fn multipart_error(error: MultipartError) -> ApiError {
+    if error.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "the upload is too large")
+    } else {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            format!("invalid multipart body: {}", error.body_text()),
+        )
+    }
+}
+
+fn multipart_rejection(_: MultipartRejection) -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        "unsupported_media_type",
+        "expected a multipart/form-data body",
+    )
+}
+
+/// Reads the named file fields of a multipart body; other fields are ignored.
+async fn read_fields<const N: usize>(
+    multipart: Result<Multipart, MultipartRejection>,
+    names: [&str; N],
+) -> Result<[Bytes; N], ApiError> {
+    let mut multipart = multipart.map_err(multipart_rejection)?;
+    let mut found: [Option<Bytes>; N] = std::array::from_fn(|_| None);
+    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+        let Some(slot) = field.name().and_then(|name| names.iter().position(|n| *n == name)) else {
+            continue;
+        };
+        found[slot] = Some(field.bytes().await.map_err(multipart_error)?);
+    }
+    let mut missing = Vec::new();
+    for (i, value) in found.iter().enumerate() {
+        if value.is_none() {
+            missing.push(FieldError::new(names[i], "missing file field"));
+        }
+    }
+    if !missing.is_empty() {
+        return Err(ApiError::validation(missing));
+    }
+    Ok(found.map(Option::unwrap_or_default))
+}
+
+/// `POST /api/persons`.
+#[utoipa::path(post, path = "/api/persons", tag = "persons", request_body = NewPerson,
+    responses((status = 201, body = PersonView), (status = 422, body = ddfr_protocol::ErrorBody)))]
+pub async fn create_person(
+    State(state): State<AppState>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<PersonView>), ApiError> {
+    let services = state.services()?;
+    let today = today_or_500()?;
+    let fields = parse_json_body::<NewPerson>(&body)
+        .and_then(|p| p.validate(today))
+        .map_err(ApiError::validation)?;
+    let person = services.store.create_person(&fields).await?;
+    services.gallery.upsert_person(person.summary());
+    Ok((StatusCode::CREATED, Json(person_view(&person, today))))
+}
+
+/// `GET /api/persons?limit=&offset=`.
+#[utoipa::path(get, path = "/api/persons", tag = "persons", params(PageQuery),
+    responses((status = 200, body = PersonList)))]
+pub async fn list_persons(
+    State(state): State<AppState>,
+    query: Result<Query<PageQuery>, QueryRejection>,
+) -> Result<Json<PersonList>, ApiError> {
+    let services = state.services()?;
+    let Query(query) = query.map_err(|rejection| {
+        ApiError::validation(vec![FieldError::new("query", rejection.body_text())])
+    })?;
+    let today = today_or_500()?;
+    let (persons, total) = services.store.list_persons(query.limit(), query.offset()).await?;
+    Ok(Json(PersonList { items: persons.iter().map(|p| person_view(p, today)).collect(), total }))
+}
+
+/// `GET /api/persons/{id}`.
+#[utoipa::path(get, path = "/api/persons/{id}", tag = "persons", params(("id" = i64, Path)),
+    responses((status = 200, body = PersonView), (status = 404, body = ddfr_protocol::ErrorBody)))]
+pub async fn get_person(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<PersonView>, ApiError> {
+    let services = state.services()?;
+    let person = services.store.person(person_id(&id)?).await?;
+    Ok(Json(person_view(&person, today_or_500()?)))
+}
+
+/// `PATCH /api/persons/{id}`.
+#[utoipa::path(patch, path = "/api/persons/{id}", tag = "persons", params(("id" = i64, Path)),
+    request_body = PersonPatch,
+    responses((status = 200, body = PersonView), (status = 404, body = ddfr_protocol::ErrorBody), (status = 422, body = ddfr_protocol::ErrorBody)))]
+pub async fn update_person(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Result<Json<PersonView>, ApiError> {
+    let services = state.services()?;
+    let id = person_id(&id)?;
+    let today = today_or_500()?;
+    let changes = parse_json_body::<PersonPatch>(&body)
+        .and_then(|p| p.validate(today))
+        .map_err(ApiError::validation)?;
+    let person = services.store.update_person(id, &changes).await?;
+    services.gallery.upsert_person(person.summary());
+    Ok(Json(person_view(&person, today)))
+}
+
+/// `DELETE /api/persons/{id}`: the person, every face sample, crop and index entry.
+#[utoipa::path(delete, path = "/api/persons/{id}", tag = "persons", params(("id" = i64, Path)),
+    responses((status = 204, description = "Deleted"), (status = 404, body = ddfr_protocol::ErrorBody)))]
+pub async fn delete_person(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let services = state.services()?;
+    let id = person_id(&id)?;
+    services.store.delete_person(id).await?;
+    services.gallery.remove_person(id);
+    tracing::info!(person = id.0, "person deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The multipart upload of one image.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ImageUpload {
+    /// A JPEG, PNG or WebP file.
+    #[schema(value_type = String, format = Binary)]
+    image: Vec<u8>,
+}
+
+/// The multipart upload of two images.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct TwoImagesUpload {
+    /// The first JPEG, PNG or WebP file.
+    #[schema(value_type = String, format = Binary)]
+    image1: Vec<u8>,
+    /// The second.
+    #[schema(value_type = String, format = Binary)]
+    image2: Vec<u8>,
+}
+
+fn enroll_error(error: EnrollError) -> ApiError {
+    let unprocessable = |code, e: &EnrollError| {
+        ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, e.to_string())
+    };
+    match error {
+        EnrollError::Image(engine) => ApiError::from_photo(engine),
+        EnrollError::NoFace => unprocessable("no_face", &error),
+        EnrollError::MultipleFaces { .. } => unprocessable("multiple_faces", &error),
+        EnrollError::FaceTooSmall { .. } => unprocessable("face_too_small", &error),
+        EnrollError::Engine(engine) => ApiError::internal(engine),
+    }
+}
+
+fn check_format(image: &[u8]) -> Result<(), ApiError> {
+    if image.len() > DecodeLimits::PHOTO.max_bytes {
+        return Err(ApiError::from_photo(EngineError::TooLarge {
+            bytes: image.len(),
+            limit: DecodeLimits::PHOTO.max_bytes,
+        }));
+    }
+    sniff_format(image)
+        .map(|_| ())
+        .ok_or_else(|| ApiError::from_photo(EngineError::UnsupportedFormat))
+}
+
+/// `POST /api/persons/{id}/faces`: enrolls the one face of a photo (see `docs/api.md` for the
+/// multiple-faces and minimum-size rules).
+#[utoipa::path(post, path = "/api/persons/{id}/faces", tag = "faces", params(("id" = i64, Path)),
+    request_body(content = ImageUpload, content_type = "multipart/form-data"),
+    responses((status = 201, body = FaceView), (status = 404, body = ddfr_protocol::ErrorBody),
+        (status = 413, body = ddfr_protocol::ErrorBody), (status = 415, body = ddfr_protocol::ErrorBody),
+        (status = 422, description = "no_face, multiple_faces, face_too_small or invalid_image", body = ddfr_protocol::ErrorBody)))]
+pub async fn add_face(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<(StatusCode, Json<FaceView>), ApiError> {
+    let services = state.services()?;
+    let id = person_id(&id)?;
+    services.store.person(id).await?;
+    let [image] = read_fields(multipart, ["image"]).await?;
+    check_format(&image)?;
+    let candidate = services
+        .pool
+        .run(move |pack| enroll_photo(pack, &image))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(enroll_error)?;
+    let new_face = NewFace {
+        embedding: candidate.embedding,
+        model: services.pool.pack().embedder_id().clone(),
+        bbox: candidate.bbox,
+        crop_jpeg: candidate.chip_jpeg,
+    };
+    let sample = services.store.add_face(id, &new_face).await?;
+    services.gallery.insert_face(sample.id, id, &new_face.embedding).map_err(ApiError::internal)?;
+    tracing::info!(person = id.0, face = sample.id.0, "face enrolled");
+    Ok((StatusCode::CREATED, Json(face_view(&sample))))
+}
+
+/// `GET /api/persons/{id}/faces`.
+#[utoipa::path(get, path = "/api/persons/{id}/faces", tag = "faces", params(("id" = i64, Path)),
+    responses((status = 200, body = Vec<FaceView>), (status = 404, body = ddfr_protocol::ErrorBody)))]
+pub async fn list_faces(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<FaceView>>, ApiError> {
+    let services = state.services()?;
+    let faces = services.store.faces(person_id(&id)?).await?;
+    Ok(Json(faces.iter().map(face_view).collect()))
+}
+
+/// `DELETE /api/persons/{id}/faces/{face_id}`.
+#[utoipa::path(delete, path = "/api/persons/{id}/faces/{face_id}", tag = "faces",
+    params(("id" = i64, Path), ("face_id" = i64, Path)),
+    responses((status = 204, description = "Deleted"), (status = 404, body = ddfr_protocol::ErrorBody)))]
+pub async fn delete_face(
+    State(state): State<AppState>,
+    Path((id, face)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
+    let services = state.services()?;
+    let (id, face) = (person_id(&id)?, face_id(&face)?);
+    services.store.delete_face(id, face).await?;
+    services.gallery.remove_face(face);
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `GET /api/persons/{id}/faces/{face_id}/crop`: the stored aligned face chip, as JPEG.
+#[utoipa::path(get, path = "/api/persons/{id}/faces/{face_id}/crop", tag = "faces",
+    params(("id" = i64, Path), ("face_id" = i64, Path)),
+    responses((status = 200, content_type = "image/jpeg", description = "The aligned face chip"), (status = 404, body = ddfr_protocol::ErrorBody)))]
+pub async fn face_crop(
+    State(state): State<AppState>,
+    Path((id, face)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let services = state.services()?;
+    let jpeg = services.store.face_crop(person_id(&id)?, face_id(&face)?).await?;
+    Ok(([(CONTENT_TYPE, "image/jpeg")], jpeg).into_response())
+}
+
+/// `POST /api/recognize`: the JSON a `/ws` full frame would get.
+#[utoipa::path(post, path = "/api/recognize", tag = "recognition",
+    request_body(content = ImageUpload, content_type = "multipart/form-data"),
+    responses((status = 200, body = FrameReply), (status = 422, body = ddfr_protocol::ErrorBody)))]
+pub async fn recognize(
+    State(state): State<AppState>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Json<FrameReply>, ApiError> {
+    let services = state.services()?;
+    let [image] = read_fields(multipart, ["image"]).await?;
+    let today = today_or_500()?;
+    let gallery = Arc::clone(&services.gallery);
+    let min_similarity = services.min_similarity;
+    let outcome = services
+        .pool
+        .run(move |pack| {
+            recognize_frame(pack, &gallery, &image, &DecodeLimits::PHOTO, min_similarity, today)
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    match outcome {
+        FrameOutcome::Reply(reply) => Ok(Json(reply)),
+        FrameOutcome::Undecodable(reason) => Err(ApiError::invalid_image(reason)),
+        FrameOutcome::Failed(error) => Err(ApiError::internal(error)),
+    }
+}
+
+/// `POST /api/verify`: compares the largest face of two photos.
+#[utoipa::path(post, path = "/api/verify", tag = "recognition",
+    request_body(content = TwoImagesUpload, content_type = "multipart/form-data"),
+    responses((status = 200, body = VerifyReply), (status = 422, body = ddfr_protocol::ErrorBody)))]
+pub async fn verify(
+    State(state): State<AppState>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Json<VerifyReply>, ApiError> {
+    let services = state.services()?;
+    let [image1, image2] = read_fields(multipart, ["image1", "image2"]).await?;
+    let photo_error = |e: EngineError| match e {
+        EngineError::UnsupportedFormat
+        | EngineError::Decode { .. }
+        | EngineError::DimensionsTooLarge { .. } => ApiError::invalid_image(e.to_string()),
+        other => ApiError::from_photo(other),
+    };
+    let (a, b) = services
+        .pool
+        .run(move |pack| {
+            (largest_face_embedding(pack, &image1), largest_face_embedding(pack, &image2))
+        })
+        .await
+        .map_err(ApiError::internal)?;
+    let (Some(a), Some(b)) = (a.map_err(photo_error)?, b.map_err(photo_error)?) else {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "no_face",
+            "no face was found in at least one of the images",
+        ));
+    };
+    Ok(Json(VerifyReply::new(a.similarity(&b), services.min_similarity)))
+}
+
+/// `GET /api/health`: 200 once models and index are loaded, 503 before.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct Health {
+    /// `status`, `version`, model ids and counts.
+    #[serde(flatten)]
+    pub base: HealthReply,
+    /// The model pack id.
+    pub pack: String,
+    /// The inference backend (`ort` or `tract`).
+    pub backend: String,
+    /// Inference workers (frames processed at once).
+    pub workers: usize,
+    /// Persons in the gallery.
+    pub n_persons: usize,
+    /// Enrolled face samples in the index.
+    pub n_faces: usize,
+    /// The identification threshold in force.
+    pub min_similarity: f32,
+    /// Open `/ws` connections.
+    pub ws_connections: u64,
+    /// Frames dropped so far because a newer one arrived (latest frame wins).
+    pub dropped_frames: u64,
+}
+
+fn health_of(state: &AppState, services: &Services) -> Health {
+    let pack = services.pool.pack();
+    let (n_persons, n_faces) = (services.gallery.n_persons(), services.gallery.n_faces());
+    let mut base = HealthReply::ok(env!("CARGO_PKG_VERSION"));
+    base.detector = Some(pack.detector_id.clone());
+    base.embedder = Some(pack.embedder_id().as_str().to_owned());
+    base.persons = Some(n_persons as u64);
+    base.faces = Some(n_faces as u64);
+    Health {
+        base,
+        pack: pack.id.clone(),
+        backend: format!("{:?}", pack.backend).to_lowercase(),
+        workers: services.pool.workers(),
+        n_persons,
+        n_faces,
+        min_similarity: services.min_similarity,
+        ws_connections: state.ws_counters().open.load(std::sync::atomic::Ordering::Relaxed),
+        dropped_frames: state.dropped_frames(),
+    }
+}
+
+/// `GET /api/health` (no auth).
+#[utoipa::path(get, path = "/api/health", tag = "health",
+    responses((status = 200, body = Health), (status = 503, body = ddfr_protocol::ErrorBody)))]
+pub async fn health(State(state): State<AppState>) -> Result<Json<Health>, ApiError> {
+    let services = state.services()?;
+    Ok(Json(health_of(&state, &services)))
+}

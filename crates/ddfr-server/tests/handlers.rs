@@ -1,0 +1,352 @@
+//! In-process handler tests: `router(state)` driven with `oneshot` on an SQLite temp dir and
+//! the real model pack. Photo tests read `$DDFR_TESTDATA` and print SKIPPED when it is absent.
+
+// Helpers of a test crate: a failed unwrap is a failed test, and SKIPPED goes to stdout.
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use axum::body::{Body, to_bytes};
+use axum::http::{Request, StatusCode, header};
+use ddfr_engine::manifest::Manifest;
+use ddfr_engine::pack::{ModelPack, PackOptions};
+use ddfr_engine::runner::InferenceBackend;
+use ddfr_index::IndexConfig;
+use ddfr_server::{ApiToken, AppState, Gallery, InferencePool, ServerConfig, Services, router};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+/// Largest response body the tests read.
+const MAX_BODY: usize = 16 * 1024 * 1024;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn testdata() -> Option<PathBuf> {
+    let dir = std::env::var_os("DDFR_TESTDATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("../shared/testdata"));
+    dir.join("faces").is_dir().then_some(dir)
+}
+
+fn load_pack() -> Option<Arc<ModelPack>> {
+    let models = repo_root().join("models");
+    let lib =
+        std::fs::read_dir(models.join("lib")).ok()?.filter_map(|e| e.ok()).map(|e| e.path()).find(
+            |p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with("libonnxruntime.so"))
+            },
+        )?;
+    ddfr_engine::runner::init_ort(&lib).ok()?;
+    let manifest = Manifest::load(&models).ok()?;
+    let options = PackOptions {
+        backend: InferenceBackend::Ort,
+        detector: None,
+        intra_threads: 1,
+        max_concurrent: 2,
+    };
+    ModelPack::load(&manifest, "default", &options).ok().map(Arc::new)
+}
+
+struct Harness {
+    app: axum::Router,
+    _dir: tempfile::TempDir,
+}
+
+async fn harness(token: Option<&str>) -> Option<Harness> {
+    let Some(pack) = load_pack() else {
+        println!("SKIPPED: models or ONNX Runtime not set up (run scripts/setup)");
+        return None;
+    };
+    let dir = tempfile::tempdir().ok()?;
+    let store = ddfr_store::open_store(&ddfr_store::DatabaseUrl::new(format!(
+        "sqlite:{}",
+        dir.path().join("ddfr.db").display()
+    )))
+    .await
+    .ok()?;
+    let gallery = Arc::new(
+        Gallery::load(
+            store.as_ref(),
+            pack.embedder_id(),
+            pack.embedding_dim(),
+            IndexConfig::default(),
+        )
+        .await
+        .ok()?,
+    );
+    let min_similarity = pack.min_similarity;
+    let mut config = ServerConfig::new(([127, 0, 0, 1], 0).into());
+    config.api_token = token.map(ApiToken::new);
+    let state = AppState::new(config);
+    state.set_ready(Services { pool: InferencePool::new(pack, 2), store, gallery, min_similarity });
+    Some(Harness { app: router(state), _dir: dir })
+}
+
+async fn send(app: &axum::Router, request: Request<Body>) -> (StatusCode, Value, Vec<u8>) {
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = to_bytes(response.into_body(), MAX_BODY).await.unwrap().to_vec();
+    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    (status, value, bytes)
+}
+
+fn json_request(method: &str, uri: &str, body: &Value) -> Request<Body> {
+    Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap()
+}
+
+fn get(uri: &str) -> Request<Body> {
+    Request::builder().uri(uri).body(Body::empty()).unwrap()
+}
+
+fn multipart(uri: &str, files: &[(&str, &[u8])]) -> Request<Body> {
+    const BOUNDARY: &str = "ddfr-test-boundary-7d41";
+    let mut body = Vec::new();
+    for (name, bytes) in files {
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}.jpg\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    Request::builder()
+        .method("POST")
+        .uri(uri)
+        .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={BOUNDARY}"))
+        .body(Body::from(body))
+        .unwrap()
+}
+
+fn person_body(name: &str) -> Value {
+    json!({"name": name, "surname": "Tester", "birthday": "1961-08-04", "relationship": "amico", "role": "guest"})
+}
+
+#[tokio::test]
+async fn health_is_503_until_ready() {
+    let state = AppState::new(ServerConfig::new(([127, 0, 0, 1], 0).into()));
+    let app = router(state);
+    let (status, body, _) = send(&app, get("/api/health")).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body["error"]["code"], "not_ready");
+}
+
+#[tokio::test]
+async fn persons_crud_and_validation() {
+    let Some(h) = harness(None).await else { return };
+    let (status, health, _) = send(&h.app, get("/api/health")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(health["status"], "ok");
+    assert_eq!(health["n_persons"], 0);
+
+    let (status, created, _) =
+        send(&h.app, json_request("POST", "/api/persons", &person_body("Ada"))).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_i64().unwrap();
+    assert_eq!(created["faces"], 0);
+    assert!(created["age"].as_i64().unwrap() >= 60);
+
+    let bad = json!({"name": "", "surname": "X", "birthday": "2001-02-30", "relationship": "nemico", "role": "guest"});
+    let (status, error, _) = send(&h.app, json_request("POST", "/api/persons", &bad)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(error["error"]["code"], "validation_error");
+    let (status, error, _) =
+        send(&h.app, json_request("POST", "/api/persons", &json!({"name": "A", "extra": 1}))).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+
+    let (status, patched, _) = send(
+        &h.app,
+        json_request("PATCH", &format!("/api/persons/{id}"), &json!({"role": "user"})),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(patched["role"], "user");
+    assert_eq!(patched["name"], "Ada");
+
+    send(&h.app, json_request("POST", "/api/persons", &person_body("Bob"))).await;
+    let (status, page, _) = send(&h.app, get("/api/persons?limit=1&offset=1")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(page["total"], 2);
+    assert_eq!(page["items"].as_array().unwrap().len(), 1);
+    assert_eq!(page["items"][0]["name"], "Bob");
+
+    let delete = Request::builder()
+        .method("DELETE")
+        .uri(format!("/api/persons/{id}"))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&h.app, delete).await.0, StatusCode::NO_CONTENT);
+    let (status, error, _) = send(&h.app, get(&format!("/api/persons/{id}"))).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(error["error"]["code"], "person_not_found");
+    assert_eq!(send(&h.app, get("/api/persons/abc")).await.0, StatusCode::NOT_FOUND);
+    assert_eq!(send(&h.app, get("/api/nothing-here")).await.0, StatusCode::NOT_FOUND);
+
+    let (status, doc, _) = send(&h.app, get("/openapi.json")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(doc["paths"]["/api/persons/{id}/faces"]["post"].is_object());
+    assert!(doc["paths"]["/api/verify"]["post"].is_object());
+}
+
+#[tokio::test]
+async fn enroll_recognize_verify_and_delete() {
+    let Some(data) = testdata() else {
+        println!("SKIPPED: $DDFR_TESTDATA (../shared/testdata) not found");
+        return;
+    };
+    let Some(h) = harness(None).await else { return };
+    let photo = |rel: &str| std::fs::read(data.join(rel)).unwrap();
+    let (_, person, _) =
+        send(&h.app, json_request("POST", "/api/persons", &person_body("Barack"))).await;
+    let id = person["id"].as_i64().unwrap();
+    let faces_uri = format!("/api/persons/{id}/faces");
+
+    let (status, face, _) = send(
+        &h.app,
+        multipart(&faces_uri, &[("image", &photo("faces/barack_obama/barack_obama_01.jpg"))]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::CREATED, "{face}");
+    let face_id = face["id"].as_i64().unwrap();
+    assert!(face["right"].as_i64() > face["left"].as_i64());
+
+    let (status, error, _) =
+        send(&h.app, multipart(&faces_uri, &[("image", b"GIF89a not an image")])).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{error}");
+    let (status, error, _) =
+        send(&h.app, multipart(&faces_uri, &[("image", &[0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3])])).await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_image"))
+    );
+    let none = std::fs::read_dir(data.join("faces/none"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .next()
+        .unwrap();
+    let (status, error, _) =
+        send(&h.app, multipart(&faces_uri, &[("image", &std::fs::read(none).unwrap())])).await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("no_face"))
+    );
+    let (status, error, _) = send(&h.app, json_request("POST", &faces_uri, &json!({}))).await;
+    assert_eq!(status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{error}");
+
+    let (status, crop, bytes) = send(&h.app, get(&format!("{faces_uri}/{face_id}/crop"))).await;
+    assert_eq!(status, StatusCode::OK, "{crop}");
+    assert!(bytes.starts_with(&[0xFF, 0xD8, 0xFF]));
+    let (_, list, _) = send(&h.app, get(&faces_uri)).await;
+    assert_eq!(list.as_array().unwrap().len(), 1);
+
+    let other = photo("faces/barack_obama/barack_obama_02.jpg");
+    let (status, reply, _) = send(&h.app, multipart("/api/recognize", &[("image", &other)])).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    assert_eq!(reply["status"], "ok");
+    assert_eq!(reply["faces"][0]["name"], "Barack", "{reply}");
+    assert_eq!(reply["faces"][0]["surname"], "Tester");
+    assert!(reply["faces"][0]["age"].as_i64().unwrap() > 60);
+    let (status, error, _) =
+        send(&h.app, multipart("/api/recognize", &[("image", b"garbage")])).await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_image"))
+    );
+
+    let first = photo("faces/barack_obama/barack_obama_01.jpg");
+    let (status, verdict, _) =
+        send(&h.app, multipart("/api/verify", &[("image1", &first), ("image2", &other)])).await;
+    assert_eq!(status, StatusCode::OK, "{verdict}");
+    assert_eq!(verdict["match"], true, "{verdict}");
+    let none = std::fs::read_dir(data.join("faces/none"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .next()
+        .unwrap();
+    let (status, error, _) = send(
+        &h.app,
+        multipart("/api/verify", &[("image1", &first), ("image2", &std::fs::read(none).unwrap())]),
+    )
+    .await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("no_face"))
+    );
+
+    let delete = Request::builder()
+        .method("DELETE")
+        .uri(format!("/api/persons/{id}"))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&h.app, delete).await.0, StatusCode::NO_CONTENT);
+    let (_, reply, _) = send(&h.app, multipart("/api/recognize", &[("image", &other)])).await;
+    assert_eq!(reply["faces"][0]["name"], "Unknown", "{reply}");
+    assert_eq!(reply["faces"][0]["surname"], Value::Null);
+    assert_eq!(reply["faces"][0]["age"], 0);
+    let (_, health, _) = send(&h.app, get("/api/health")).await;
+    assert_eq!((health["n_persons"].as_i64(), health["n_faces"].as_i64()), (Some(0), Some(0)));
+}
+
+#[tokio::test]
+async fn token_guards_everything_but_health_and_login() {
+    let Some(h) = harness(Some("s3cret-token")).await else { return };
+    assert_eq!(send(&h.app, get("/api/health")).await.0, StatusCode::OK);
+    let (status, error, _) = send(&h.app, get("/api/persons")).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert_eq!(error["error"]["code"], "unauthorized");
+    let authed = Request::builder()
+        .uri("/api/persons")
+        .header(header::AUTHORIZATION, "Bearer s3cret-token")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&h.app, authed).await.0, StatusCode::OK);
+    let wrong = Request::builder()
+        .uri("/api/persons")
+        .header(header::AUTHORIZATION, "Bearer s3cret-tokeN")
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&h.app, wrong).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(send(&h.app, get("/ws")).await.0, StatusCode::UNAUTHORIZED);
+
+    let response = h
+        .app
+        .clone()
+        .oneshot(json_request("POST", "/api/login", &json!({"token": "s3cret-token"})))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let cookie = response.headers()[header::SET_COOKIE].to_str().unwrap().to_owned();
+    assert!(cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"), "{cookie}");
+    let pair = cookie.split(';').next().unwrap().to_owned();
+    let with_cookie = Request::builder()
+        .uri("/api/persons")
+        .header(header::COOKIE, pair)
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(send(&h.app, with_cookie).await.0, StatusCode::OK);
+    let (status, _, _) =
+        send(&h.app, json_request("POST", "/api/login", &json!({"token": "nope"}))).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn web_root_explains_when_the_app_is_not_built() {
+    let state = AppState::new(ServerConfig::new(([127, 0, 0, 1], 0).into()));
+    let (status, _, bytes) = send(&router(state), get("/")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(String::from_utf8_lossy(&bytes).contains("trunk build"));
+}

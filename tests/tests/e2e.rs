@@ -1,0 +1,399 @@
+//! End-to-end: the built `ddfr serve` on a free port, a real WebSocket client and HTTP client,
+//! real photos from `$DDFR_TESTDATA` (SKIPPED when absent).
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use ddfr_core::BoundingBox;
+use ddfr_e2e::{
+    Server, ServerOptions, add_face, create_person, crop_region, identity_photos, jpeg_frame,
+    read_rgb, testdata,
+};
+use ddfr_protocol::{CropEncoding, CropRegion, CropsMessage, FaceCrop, encode_crops_message};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// How long one reply may take in these tests (debug builds are slow).
+const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Identities enrolled by the streaming test; the others are strangers.
+const ENROLLED: [&str; 4] = ["barack_obama", "katy_perry", "elon_musk", "sundar_pichai"];
+const STRANGERS: [&str; 2] = ["jeff_bezos", "rose_leslie"];
+
+async fn connect(server: &Server) -> Result<Ws> {
+    Ok(tokio_tungstenite::connect_async(server.ws_url()).await?.0)
+}
+
+/// Sends a binary message and reads the next text reply as JSON.
+async fn roundtrip(ws: &mut Ws, bytes: Vec<u8>) -> Result<Value> {
+    ws.send(Message::binary(bytes)).await?;
+    next_reply(ws).await
+}
+
+async fn next_reply(ws: &mut Ws) -> Result<Value> {
+    loop {
+        let message =
+            tokio::time::timeout(REPLY_TIMEOUT, ws.next()).await?.context("socket closed")??;
+        match message {
+            Message::Text(text) => return Ok(serde_json::from_str(text.as_str())?),
+            Message::Ping(_) | Message::Pong(_) => {}
+            other => anyhow::bail!("unexpected message {other:?}"),
+        }
+    }
+}
+
+fn frame_of(path: &std::path::Path) -> Result<Vec<u8>> {
+    jpeg_frame(&read_rgb(path)?, 640, 80)
+}
+
+fn check_seed_fields(face: &Value) {
+    for field in
+        ["id", "top", "right", "bottom", "left", "name", "surname", "age", "relationship", "role"]
+    {
+        assert!(face.get(field).is_some(), "missing {field} in {face}");
+    }
+    let id = format!("{}_{}", face["top"], face["left"]);
+    assert_eq!(face["id"], Value::String(id));
+    assert!(face["age"].is_i64());
+}
+
+fn largest(faces: &[Value]) -> Option<&Value> {
+    faces.iter().max_by_key(|f| {
+        let w = f["right"].as_i64().unwrap_or(0) - f["left"].as_i64().unwrap_or(0);
+        let h = f["bottom"].as_i64().unwrap_or(0) - f["top"].as_i64().unwrap_or(0);
+        w * h
+    })
+}
+
+/// Enrolls the first photo of each identity, named after it.
+async fn enroll(
+    server: &Server,
+    token: Option<&str>,
+    data: &std::path::Path,
+    identities: &[&str],
+) -> Result<Vec<i64>> {
+    let mut ids = Vec::new();
+    for identity in identities {
+        let id = create_person(server, token, identity, "E2e").await?;
+        let photo = std::fs::read(&identity_photos(data, identity)?[0])?;
+        let (status, body) = add_face(server, token, id, photo).await?;
+        assert_eq!(status, 201, "{identity}: {body}");
+        ids.push(id);
+    }
+    Ok(ids)
+}
+
+#[tokio::test]
+async fn streams_identities_strangers_garbage_and_deletes() -> Result<()> {
+    let Some(data) = testdata() else {
+        println!("SKIPPED: $DDFR_TESTDATA not found");
+        return Ok(());
+    };
+    let server = Server::start().await?;
+    let mut ws = connect(&server).await?;
+
+    // Detection-only while nobody is enrolled.
+    let obama2 = frame_of(&identity_photos(&data, "barack_obama")?[1])?;
+    let reply = roundtrip(&mut ws, obama2.clone()).await?;
+    assert_eq!(reply["status"], "ok");
+    let face = largest(reply["faces"].as_array().context("faces")?).context("a face")?.clone();
+    check_seed_fields(&face);
+    assert_eq!((face["name"].as_str(), face["age"].as_i64()), (Some("Unknown"), Some(0)));
+    assert!(face["surname"].is_null() && face["relationship"].is_null() && face["role"].is_null());
+
+    let ids = enroll(&server, None, &data, &ENROLLED).await?;
+    let (mut right, mut total) = (0, 0);
+    for identity in ENROLLED {
+        for photo in identity_photos(&data, identity)?.iter().skip(1) {
+            let reply = roundtrip(&mut ws, frame_of(photo)?).await?;
+            let faces = reply["faces"].as_array().context("faces")?;
+            let Some(face) = largest(faces) else { continue };
+            check_seed_fields(face);
+            total += 1;
+            if face["name"] == identity {
+                right += 1;
+                assert_eq!(face["surname"], "E2e");
+                assert!(face["age"].as_i64().unwrap_or(0) >= 40);
+                assert_eq!(face["relationship"], "amico");
+                assert!(face["person_id"].is_i64() && face["similarity"].is_f64());
+            }
+        }
+    }
+    assert!(total > 0 && right * 10 >= total * 8, "identified {right} of {total}");
+
+    let mut strangers_named = 0;
+    for identity in STRANGERS {
+        for photo in identity_photos(&data, identity)? {
+            let reply = roundtrip(&mut ws, frame_of(&photo)?).await?;
+            if let Some(face) = largest(reply["faces"].as_array().context("faces")?)
+                && face["name"] != "Unknown"
+            {
+                strangers_named += 1;
+            }
+        }
+    }
+    assert!(strangers_named <= 1, "{strangers_named} stranger photos were given a name");
+
+    // No-face frames, garbage, text: [] / null / null, and the connection keeps working.
+    for entry in std::fs::read_dir(data.join("faces/none"))? {
+        let reply = roundtrip(&mut ws, frame_of(&entry?.path())?).await?;
+        assert_eq!(reply["faces"], serde_json::json!([]), "{reply}");
+    }
+    assert_eq!(roundtrip(&mut ws, b"definitely not an image".to_vec()).await?, Value::Null);
+    assert_eq!(roundtrip(&mut ws, vec![0xFF, 0xD8, 0xFF, 0xE0, 0, 1, 2]).await?, Value::Null);
+    assert_eq!(roundtrip(&mut ws, b"GIF89a\x01\x00\x01\x00".to_vec()).await?, Value::Null);
+    ws.send(Message::text("hello")).await?;
+    assert_eq!(next_reply(&mut ws).await?, Value::Null);
+    let reply = roundtrip(&mut ws, obama2.clone()).await?;
+    assert_eq!(
+        largest(reply["faces"].as_array().context("faces")?).context("face")?["name"],
+        "barack_obama"
+    );
+
+    // Delete the person: the very next frame is Unknown.
+    let status = reqwest::Client::new()
+        .delete(server.url(&format!("/api/persons/{}", ids[0])))
+        .send()
+        .await?
+        .status();
+    assert_eq!(status.as_u16(), 204);
+    let reply = roundtrip(&mut ws, obama2.clone()).await?;
+    assert_eq!(
+        largest(reply["faces"].as_array().context("faces")?).context("face")?["name"],
+        "Unknown"
+    );
+
+    // Reconnect: a new connection works; the old one closes cleanly.
+    ws.close(None).await?;
+    let mut again = connect(&server).await?;
+    let katy = frame_of(&identity_photos(&data, "katy_perry")?[1])?;
+    let reply = roundtrip(&mut again, katy).await?;
+    assert_eq!(
+        largest(reply["faces"].as_array().context("faces")?).context("face")?["name"],
+        "katy_perry"
+    );
+    assert!(server.log().contains("websocket disconnected"));
+    Ok(())
+}
+
+#[tokio::test]
+async fn crops_mode_matches_full_frames() -> Result<()> {
+    let Some(data) = testdata() else {
+        println!("SKIPPED: $DDFR_TESTDATA not found");
+        return Ok(());
+    };
+    let server = Server::start().await?;
+    enroll(&server, None, &data, &["scarlett_johansson", "mark_zuckerberg"]).await?;
+    let mut ws = connect(&server).await?;
+    for identity in ["scarlett_johansson", "mark_zuckerberg"] {
+        let photo = &identity_photos(&data, identity)?[1];
+        let frame = ddfr_e2e::scaled(&read_rgb(photo)?, 640);
+        let full = roundtrip(&mut ws, ddfr_e2e::encode_jpeg(&frame, 80)?).await?;
+        let faces = full["faces"].as_array().context("faces")?.clone();
+        assert!(!faces.is_empty());
+        for encoding in [CropEncoding::Jpeg, CropEncoding::Rgb8] {
+            let crops = faces
+                .iter()
+                .map(|f| -> Result<FaceCrop> {
+                    let px = |k: &str| f[k].as_f64().unwrap_or(0.0) as f32;
+                    let (left, top, right, bottom) =
+                        (px("left"), px("top"), px("right"), px("bottom"));
+                    let margin = 0.4 * (right - left).max(bottom - top);
+                    let (crop, [l, t, w, h]) = crop_region(
+                        &frame,
+                        left - margin,
+                        top - margin,
+                        right + margin,
+                        bottom + margin,
+                    );
+                    let bytes = match encoding {
+                        CropEncoding::Rgb8 => crop.as_raw().clone(),
+                        _ => ddfr_e2e::encode_jpeg(&crop, 90)?,
+                    };
+                    Ok(FaceCrop {
+                        bbox: BoundingBox::new(left, top, right, bottom),
+                        landmarks: None,
+                        score: None,
+                        region: CropRegion { left: l, top: t, width: w, height: h },
+                        width: crop.width(),
+                        height: crop.height(),
+                        encoding,
+                        data: bytes,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let message = CropsMessage {
+                frame_width: frame.width(),
+                frame_height: frame.height(),
+                faces: crops,
+            };
+            let reply = roundtrip(&mut ws, encode_crops_message(&message)).await?;
+            let got = reply["faces"].as_array().context("faces")?;
+            assert_eq!(got.len(), faces.len(), "{reply}");
+            for (a, b) in got.iter().zip(&faces) {
+                assert_eq!(a["id"], b["id"]);
+                assert_eq!(a["name"], b["name"], "crops {encoding:?}: {reply} vs {full}");
+            }
+            assert_eq!(largest(got).context("face")?["name"], identity);
+        }
+    }
+    // A malformed crops message is answered with null; the connection stays open.
+    assert_eq!(roundtrip(&mut ws, b"DDFC\x01\xff\xff\xff\xff".to_vec()).await?, Value::Null);
+    Ok(())
+}
+
+#[tokio::test]
+async fn auth_origin_limits_and_backpressure() -> Result<()> {
+    let token = "e2e-secret-token-123";
+    let server = Server::start_with(ServerOptions {
+        env: vec![
+            ("DDFR_API_TOKEN".into(), token.into()),
+            ("DDFR_ALLOWED_ORIGINS".into(), "http://localhost:8080".into()),
+        ],
+        ..ServerOptions::default()
+    })
+    .await?;
+    let client = reqwest::Client::new();
+    assert_eq!(client.get(server.url("/api/persons")).send().await?.status().as_u16(), 401);
+    assert_eq!(
+        client.get(server.url("/api/persons")).bearer_auth(token).send().await?.status().as_u16(),
+        200
+    );
+    assert_eq!(client.get(server.url("/api/health")).send().await?.status().as_u16(), 200);
+
+    // The handshake needs the token.
+    let refused = tokio_tungstenite::connect_async(server.ws_url()).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 401)
+        }
+        other => anyhow::bail!("expected a refused handshake, got {:?}", other.map(|_| ())),
+    }
+    let request = |origin: Option<&str>| -> Result<_> {
+        let mut request = server.ws_url().into_client_request()?;
+        request.headers_mut().insert("Authorization", format!("Bearer {token}").parse()?);
+        request.headers_mut().insert(
+            "Sec-WebSocket-Extensions",
+            "permessage-deflate; client_max_window_bits".parse()?,
+        );
+        if let Some(origin) = origin {
+            request.headers_mut().insert("Origin", origin.parse()?);
+        }
+        Ok(request)
+    };
+    match tokio_tungstenite::connect_async(request(Some("http://evil.test"))?).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status().as_u16(), 403)
+        }
+        other => anyhow::bail!("expected a refused origin, got {:?}", other.map(|_| ())),
+    }
+    let own = format!("http://{}", server.addr);
+    for origin in [Some(own.as_str()), Some("http://localhost:8080"), None] {
+        let (ws, response) = tokio_tungstenite::connect_async(request(origin)?).await?;
+        assert!(response.headers().get("sec-websocket-extensions").is_none(), "deflate negotiated");
+        drop(ws);
+    }
+
+    // Latest frame wins: a burst of frames gets fewer replies, in order, and the socket lives.
+    let (mut ws, _) = tokio_tungstenite::connect_async(request(None)?).await?;
+    let frame = ddfr_e2e::encode_jpeg(
+        &image::RgbImage::from_pixel(640, 480, image::Rgb([40, 90, 160])),
+        80,
+    )?;
+    let burst = 30;
+    for _ in 0..burst {
+        ws.send(Message::binary(frame.clone())).await?;
+    }
+    ws.send(Message::binary(b"end-marker, not an image".to_vec())).await?;
+    let mut replies = 0;
+    loop {
+        let reply = next_reply(&mut ws).await?;
+        replies += 1;
+        if reply.is_null() {
+            break;
+        }
+        assert_eq!(reply["faces"], serde_json::json!([]));
+    }
+    assert!(replies <= burst, "{replies} replies for {burst} frames");
+    assert_eq!(roundtrip(&mut ws, frame.clone()).await?["status"], "ok");
+
+    // A message over 2 MiB closes the connection with 1009.
+    ws.send(Message::binary(vec![0xFFu8; 2 * 1024 * 1024 + 1])).await?;
+    let mut code = None;
+    while let Ok(Some(message)) = tokio::time::timeout(REPLY_TIMEOUT, ws.next()).await {
+        match message {
+            Ok(Message::Close(frame)) => {
+                code = frame.map(|f| f.code);
+                break;
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    assert_eq!(code, Some(CloseCode::Size));
+
+    let health: Value = client.get(server.url("/api/health")).send().await?.json().await?;
+    assert!(health["dropped_frames"].as_u64().unwrap_or(0) > 0, "{health}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn sigterm_closes_clients_with_going_away() -> Result<()> {
+    let mut server = Server::start().await?;
+    let mut ws = connect(&server).await?;
+    let frame =
+        ddfr_e2e::encode_jpeg(&image::RgbImage::from_pixel(64, 48, image::Rgb([1, 2, 3])), 80)?;
+    assert_eq!(roundtrip(&mut ws, frame).await?["faces"], serde_json::json!([]));
+    let started = std::time::Instant::now();
+    let status = server.terminate(Duration::from_secs(8))?;
+    assert!(status.success(), "exit status {status}");
+    let mut code = None;
+    while let Ok(Some(Ok(message))) = tokio::time::timeout(Duration::from_secs(5), ws.next()).await
+    {
+        if let Message::Close(frame) = message {
+            code = frame.map(|f| f.code);
+            break;
+        }
+    }
+    assert!(matches!(code, Some(CloseCode::Away | CloseCode::Restart)), "close code {code:?}");
+    assert!(started.elapsed() < Duration::from_secs(7));
+    Ok(())
+}
+
+#[tokio::test]
+async fn non_loopback_bind_generates_a_token_once() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = Server::start_with(ServerOptions {
+        host: Some("0.0.0.0".into()),
+        data_dir: Some(dir.path().to_path_buf()),
+        ..ServerOptions::default()
+    })
+    .await?;
+    let token_file = dir.path().join("api-token");
+    let token = std::fs::read_to_string(&token_file)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(std::fs::metadata(&token_file)?.permissions().mode() & 0o777, 0o600);
+    }
+    assert!(server.log().contains(&format!("#token={}", token.trim())));
+    let client = reqwest::Client::new();
+    assert_eq!(client.get(server.url("/api/persons")).send().await?.status().as_u16(), 401);
+    assert_eq!(
+        client
+            .get(server.url("/api/persons"))
+            .bearer_auth(token.trim())
+            .send()
+            .await?
+            .status()
+            .as_u16(),
+        200
+    );
+    Ok(())
+}

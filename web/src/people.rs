@@ -1,0 +1,531 @@
+//! People: the list (search, paging), the create/edit form with the server's field messages,
+//! face samples (upload several photos, capture from the live view, thumbnails, delete).
+
+use std::cell::Cell;
+use std::rc::Rc;
+
+use ddfr_protocol::{MAX_PAGE_LIMIT, NewPerson, PersonPatch, PersonView, Relationship, Role};
+use wasm_bindgen::JsCast;
+use wasm_bindgen_futures::spawn_local;
+use web_sys::{Element, HtmlInputElement};
+
+use crate::api::{self, ApiError};
+use crate::dom::{El, by_id, clear, listen, value_of};
+
+/// Persons per page.
+const PAGE_SIZE: u32 = 20;
+
+/// Shows a request failure; a 401 sends the user to the login page.
+fn show_error(target: &Element, error: &ApiError) {
+    if *error == ApiError::Unauthorized {
+        crate::navigate("#/login");
+        return;
+    }
+    target.set_text_content(Some(&error.summary()));
+}
+
+/// Renders the list page into `root`.
+pub fn mount_list(root: &Element) {
+    clear(root);
+    let search = El::new("input")
+        .attr("id", "search")
+        .attr("type", "search")
+        .attr("placeholder", "Search by name or surname")
+        .attr("aria-label", "Search people");
+    let toolbar = El::new("div")
+        .class("toolbar")
+        .child(El::new("h1").text("People"))
+        .child(search.clone())
+        .child(
+            El::new("a")
+                .attr("href", "#/people/new")
+                .class("button primary")
+                .attr("id", "new-person")
+                .text("New person"),
+        );
+    let list = El::new("ul").attr("id", "people-list").class("people");
+    let pager =
+        El::new("nav").attr("id", "people-pager").attr("aria-label", "Pages").class("pager");
+    let error = El::new("p").attr("id", "people-error").attr("role", "alert").class("error");
+    let _ = root.append_child(toolbar.el());
+    let _ = root.append_child(error.el());
+    let _ = root.append_child(list.el());
+    let _ = root.append_child(pager.el());
+
+    let page = Rc::new(Cell::new(0u32));
+    let generation = Rc::new(Cell::new(0u32));
+    let refresh = {
+        let page = page.clone();
+        let generation = generation.clone();
+        Rc::new(move || {
+            let query = value_of("search").trim().to_lowercase();
+            generation.set(generation.get() + 1);
+            let this_generation = generation.get();
+            let generation = generation.clone();
+            let page_number = page.get();
+            spawn_local(async move {
+                let result = load_page(&query, page_number).await;
+                // A newer keystroke started another load: drop this one.
+                if generation.get() != this_generation {
+                    return;
+                }
+                let (Some(list), Some(error)) =
+                    (by_id::<Element>("people-list"), by_id::<Element>("people-error"))
+                else {
+                    return;
+                };
+                match result {
+                    Ok((persons, total)) => {
+                        error.set_text_content(None);
+                        render_list(&list, &persons);
+                        render_pager(page_number, total);
+                    }
+                    Err(e) => show_error(&error, &e),
+                }
+            });
+        })
+    };
+    let on_search = refresh.clone();
+    let search_page = page.clone();
+    listen(search.el(), "input", move |_| {
+        search_page.set(0);
+        on_search();
+    });
+    let on_page = refresh.clone();
+    listen(pager.el(), "click", move |event| {
+        let Some(target) = event.target().and_then(|t| t.dyn_into::<Element>().ok()) else {
+            return;
+        };
+        let Some(to) = target.get_attribute("data-page").and_then(|p| p.parse::<u32>().ok()) else {
+            return;
+        };
+        page.set(to);
+        on_page();
+    });
+    refresh();
+}
+
+/// One page of persons: server-side paging without a query, else every person filtered here
+/// (the API has no search parameter; a household's list is small).
+async fn load_page(query: &str, page: u32) -> Result<(Vec<PersonView>, u64), ApiError> {
+    if query.is_empty() {
+        let list = api::list_persons(PAGE_SIZE, page * PAGE_SIZE).await?;
+        return Ok((list.items, list.total));
+    }
+    let mut all = Vec::new();
+    loop {
+        let offset = u32::try_from(all.len()).unwrap_or(u32::MAX);
+        let list = api::list_persons(MAX_PAGE_LIMIT, offset).await?;
+        let got = list.items.len();
+        all.extend(list.items);
+        if got == 0 || all.len() as u64 >= list.total {
+            break;
+        }
+    }
+    let matching: Vec<PersonView> = all
+        .into_iter()
+        .filter(|p| format!("{} {}", p.name, p.surname).to_lowercase().contains(query))
+        .collect();
+    let total = matching.len() as u64;
+    let start = (page * PAGE_SIZE) as usize;
+    Ok((matching.into_iter().skip(start).take(PAGE_SIZE as usize).collect(), total))
+}
+
+fn render_list(list: &Element, persons: &[PersonView]) {
+    clear(list);
+    if persons.is_empty() {
+        let _ = list.append_child(El::new("li").class("empty").text("Nobody here yet.").el());
+        return;
+    }
+    for person in persons {
+        let faces = match person.faces {
+            1 => "1 face".to_owned(),
+            n => format!("{n} faces"),
+        };
+        let item = El::new("li").child(
+            El::new("a")
+                .attr("href", &format!("#/people/{}", person.id))
+                .attr("data-person-id", &person.id.to_string())
+                .child(El::new("strong").text(&format!("{} {}", person.name, person.surname)))
+                .child(El::new("span").class("meta").text(&format!(
+                    "{} · {} · {} · {}",
+                    person.age,
+                    person.relationship.as_str(),
+                    person.role.as_str(),
+                    faces
+                ))),
+        );
+        let _ = list.append_child(item.el());
+    }
+}
+
+fn render_pager(page: u32, total: u64) {
+    let Some(pager) = by_id::<Element>("people-pager") else { return };
+    clear(&pager);
+    let pages = total.div_ceil(u64::from(PAGE_SIZE)).max(1);
+    let first = u64::from(page) * u64::from(PAGE_SIZE);
+    let shown = if total == 0 {
+        "0 people".to_owned()
+    } else {
+        format!("{}–{} of {total}", first + 1, (first + u64::from(PAGE_SIZE)).min(total))
+    };
+    let prev = El::new("button").attr("type", "button").text("← Previous");
+    if page > 0 {
+        let _ = prev.el().set_attribute("data-page", &(page - 1).to_string());
+    } else {
+        let _ = prev.el().set_attribute("disabled", "");
+    }
+    let next = El::new("button").attr("type", "button").text("Next →");
+    if u64::from(page) + 1 < pages {
+        let _ = next.el().set_attribute("data-page", &(page + 1).to_string());
+    } else {
+        let _ = next.el().set_attribute("disabled", "");
+    }
+    let _ = pager.append_child(prev.el());
+    let _ = pager.append_child(El::new("span").text(&shown).el());
+    let _ = pager.append_child(next.el());
+}
+
+/// One labelled field with the place for its server message.
+fn field(id: &str, label: &str, input: El) -> El {
+    El::new("div")
+        .class("field")
+        .child(El::new("label").attr("for", &format!("f-{id}")).text(label))
+        .child(
+            input
+                .attr("id", &format!("f-{id}"))
+                .attr("name", id)
+                .attr("aria-describedby", &format!("err-{id}")),
+        )
+        .child(
+            El::new("span")
+                .class("field-error")
+                .attr("id", &format!("err-{id}"))
+                .attr("aria-live", "polite"),
+        )
+}
+
+fn select(options: &[&str], selected: &str) -> El {
+    let mut el = El::new("select");
+    for value in options {
+        let mut option = El::new("option").attr("value", value).text(value);
+        if *value == selected {
+            option = option.attr("selected", "");
+        }
+        el = el.child(option);
+    }
+    el
+}
+
+const FIELDS: [&str; 5] = ["name", "surname", "birthday", "relationship", "role"];
+
+fn show_field_errors(error: &ApiError) {
+    for name in FIELDS {
+        if let Some(span) = by_id::<Element>(&format!("err-{name}")) {
+            span.set_text_content(error.field_message(name).as_deref());
+        }
+        if let Some(input) = by_id::<Element>(&format!("f-{name}")) {
+            let invalid = error.field_message(name).is_some();
+            let _ = input.set_attribute("aria-invalid", if invalid { "true" } else { "false" });
+        }
+    }
+    if let Some(form_error) = by_id::<Element>("form-error") {
+        if *error == ApiError::Unauthorized {
+            crate::navigate("#/login");
+            return;
+        }
+        form_error.set_text_content(Some(&error.summary()));
+    }
+}
+
+fn clear_field_errors() {
+    for name in FIELDS {
+        if let Some(span) = by_id::<Element>(&format!("err-{name}")) {
+            span.set_text_content(None);
+        }
+    }
+    if let Some(form_error) = by_id::<Element>("form-error") {
+        form_error.set_text_content(None);
+    }
+}
+
+/// Renders the form for a new person (`person` None) or for editing one.
+fn person_form(person: Option<&PersonView>) -> El {
+    let relationships: Vec<&str> = Relationship::ALL.iter().map(|r| r.as_str()).collect();
+    let roles: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+    let value = |f: fn(&PersonView) -> String| person.map(f).unwrap_or_default();
+    El::new("form")
+        .attr("id", "person-form")
+        .attr("novalidate", "")
+        .child(field(
+            "name",
+            "Name",
+            El::new("input")
+                .attr("type", "text")
+                .attr("autocomplete", "off")
+                .attr("value", &value(|p| p.name.clone())),
+        ))
+        .child(field(
+            "surname",
+            "Surname",
+            El::new("input")
+                .attr("type", "text")
+                .attr("autocomplete", "off")
+                .attr("value", &value(|p| p.surname.clone())),
+        ))
+        .child(field(
+            "birthday",
+            "Birthday",
+            El::new("input").attr("type", "date").attr("value", &value(|p| p.birthday.to_string())),
+        ))
+        .child(field(
+            "relationship",
+            "Relationship",
+            select(
+                &relationships,
+                &person.map_or("altro".to_owned(), |p| p.relationship.as_str().to_owned()),
+            ),
+        ))
+        .child(field(
+            "role",
+            "Role",
+            select(&roles, &person.map_or("guest".to_owned(), |p| p.role.as_str().to_owned())),
+        ))
+        .child(El::new("p").attr("id", "form-error").attr("role", "alert").class("error"))
+        .child(
+            El::new("div").class("actions").child(
+                El::new("button")
+                    .attr("type", "submit")
+                    .attr("id", "save-person")
+                    .class("primary")
+                    .text(if person.is_some() { "Save" } else { "Create" }),
+            ),
+        )
+}
+
+fn typed_fields() -> [Option<String>; 5] {
+    FIELDS.map(|name| Some(value_of(&format!("f-{name}"))))
+}
+
+/// The new-person page.
+pub fn mount_new(root: &Element) {
+    clear(root);
+    let form = person_form(None);
+    let _ = root.append_child(El::new("a").attr("href", "#/people").text("← People").el());
+    let _ = root.append_child(El::new("h1").text("New person").el());
+    let _ = root.append_child(form.el());
+    listen(form.el(), "submit", move |event| {
+        event.prevent_default();
+        clear_field_errors();
+        let [name, surname, birthday, relationship, role] = typed_fields();
+        let body = NewPerson { name, surname, birthday, relationship, role };
+        spawn_local(async move {
+            match api::create_person(&body).await {
+                Ok(person) => crate::navigate(&format!("#/people/{}", person.id)),
+                Err(error) => show_field_errors(&error),
+            }
+        });
+    });
+}
+
+/// The person page: edit form, delete, face samples.
+pub fn mount_person(root: &Element, id: i64) {
+    clear(root);
+    let _ = root.append_child(El::new("a").attr("href", "#/people").text("← People").el());
+    let error = El::new("p").attr("id", "person-error").attr("role", "alert").class("error");
+    let _ = root.append_child(error.el());
+    let root = root.clone();
+    spawn_local(async move {
+        let person = match api::get_person(id).await {
+            Ok(person) => person,
+            Err(e) => {
+                show_error(error.el(), &e);
+                return;
+            }
+        };
+        render_person(&root, &person);
+        refresh_faces(id).await;
+    });
+}
+
+fn render_person(root: &Element, person: &PersonView) {
+    let id = person.id;
+    let _ = root.append_child(
+        El::new("h1")
+            .attr("id", "person-title")
+            .text(&format!("{} {}", person.name, person.surname))
+            .el(),
+    );
+    let form = person_form(Some(person));
+    let _ = root.append_child(form.el());
+    listen(form.el(), "submit", move |event| {
+        event.prevent_default();
+        clear_field_errors();
+        let [name, surname, birthday, relationship, role] = typed_fields().map(Some);
+        let patch = PersonPatch { name, surname, birthday, relationship, role };
+        spawn_local(async move {
+            match api::update_person(id, &patch).await {
+                Ok(person) => {
+                    if let Some(title) = by_id::<Element>("person-title") {
+                        title
+                            .set_text_content(Some(&format!("{} {}", person.name, person.surname)));
+                    }
+                    if let Some(form_error) = by_id::<Element>("form-error") {
+                        form_error.set_text_content(Some("Saved."));
+                    }
+                }
+                Err(error) => show_field_errors(&error),
+            }
+        });
+    });
+
+    // Deleting takes two presses: a dialog would block keyboard users and automated tests alike.
+    let delete = El::new("button")
+        .attr("type", "button")
+        .attr("id", "delete-person")
+        .class("danger")
+        .text("Delete person");
+    let armed = Rc::new(Cell::new(false));
+    listen(delete.el(), "click", move |event| {
+        let Some(button) = event.target().and_then(|t| t.dyn_into::<Element>().ok()) else {
+            return;
+        };
+        if !armed.get() {
+            armed.set(true);
+            button.set_text_content(Some("Press again to delete for good"));
+            return;
+        }
+        spawn_local(async move {
+            match api::delete_person(id).await {
+                Ok(()) => crate::navigate("#/people"),
+                Err(e) => {
+                    if let Some(error) = by_id::<Element>("person-error") {
+                        show_error(&error, &e);
+                    }
+                }
+            }
+        });
+    });
+    let _ = root.append_child(El::new("div").class("actions").child(delete).el());
+
+    let upload = El::new("input")
+        .attr("type", "file")
+        .attr("id", "face-upload")
+        .attr("multiple", "")
+        .attr("accept", "image/jpeg,image/png,image/webp");
+    let capture = El::new("button")
+        .attr("type", "button")
+        .attr("id", "capture-face")
+        .text("Capture from camera");
+    let faces = El::new("section")
+        .attr("aria-labelledby", "faces-title")
+        .child(El::new("h2").attr("id", "faces-title").text("Face photos"))
+        .child(
+            El::new("div")
+                .class("controls")
+                .child(El::new("label").attr("for", "face-upload").text("Add photos"))
+                .child(upload.clone())
+                .child(capture.clone()),
+        )
+        .child(
+            El::new("ul").attr("id", "upload-results").class("results").attr("aria-live", "polite"),
+        )
+        .child(El::new("ul").attr("id", "face-grid").class("faces"));
+    let _ = root.append_child(faces.el());
+
+    listen(upload.el(), "change", move |event| {
+        let Some(input) = event.target().and_then(|t| t.dyn_into::<HtmlInputElement>().ok()) else {
+            return;
+        };
+        let Some(files) = input.files() else { return };
+        let files: Vec<web_sys::File> = (0..files.length()).filter_map(|i| files.get(i)).collect();
+        input.set_value("");
+        spawn_local(async move {
+            if let Some(results) = by_id::<Element>("upload-results") {
+                clear(&results);
+            }
+            for file in files {
+                let outcome = api::add_face(id, &file, &file.name()).await;
+                report_upload(&file.name(), &outcome);
+            }
+            refresh_faces(id).await;
+        });
+    });
+    listen(capture.el(), "click", move |_| {
+        spawn_local(async move {
+            let outcome = match crate::live::capture_photo().await {
+                Ok(photo) => api::add_face(id, &photo, "camera.jpg").await,
+                Err(reason) => Err(ApiError::Network(reason)),
+            };
+            report_upload("Camera capture", &outcome);
+            refresh_faces(id).await;
+        });
+    });
+}
+
+fn report_upload(name: &str, outcome: &Result<ddfr_protocol::FaceView, ApiError>) {
+    let Some(results) = by_id::<Element>("upload-results") else { return };
+    let (class, text) = match outcome {
+        Ok(_) => ("accepted", format!("{name}: accepted")),
+        Err(ApiError::Http { code, message, .. }) => {
+            ("rejected", format!("{name}: rejected — {code}: {message}"))
+        }
+        Err(other) => ("rejected", format!("{name}: rejected — {}", other.summary())),
+    };
+    let _ = results
+        .append_child(El::new("li").class(class).attr("data-outcome", class).text(&text).el());
+}
+
+async fn refresh_faces(id: i64) {
+    let Some(grid) = by_id::<Element>("face-grid") else { return };
+    let faces = match api::list_faces(id).await {
+        Ok(faces) => faces,
+        Err(e) => {
+            if let Some(error) = by_id::<Element>("person-error") {
+                show_error(&error, &e);
+            }
+            return;
+        }
+    };
+    clear(&grid);
+    if faces.is_empty() {
+        let _ = grid.append_child(
+            El::new("li")
+                .class("empty")
+                .text("No face photos yet: add one so this person can be recognised.")
+                .el(),
+        );
+    }
+    for face in faces {
+        let face_id = face.id;
+        let remove = El::new("button")
+            .attr("type", "button")
+            .attr("aria-label", &format!("Delete face sample {face_id}"))
+            .class("danger small")
+            .text("Delete")
+            .on("click", move |_| {
+                spawn_local(async move {
+                    match api::delete_face(id, face_id).await {
+                        Ok(()) => refresh_faces(id).await,
+                        Err(e) => {
+                            if let Some(error) = by_id::<Element>("person-error") {
+                                show_error(&error, &e);
+                            }
+                        }
+                    }
+                });
+            });
+        let item = El::new("li")
+            .attr("data-face-id", &face_id.to_string())
+            .child(
+                El::new("img")
+                    .attr("src", &api::face_crop_url(id, face_id))
+                    .attr("alt", &format!("Enrolled face {face_id}"))
+                    .attr("width", "96")
+                    .attr("height", "96")
+                    .attr("loading", "lazy"),
+            )
+            .child(remove);
+        let _ = grid.append_child(item.el());
+    }
+}
