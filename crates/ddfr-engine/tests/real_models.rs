@@ -91,9 +91,8 @@ fn arcface_fixture_packs_detect_and_separate_identities() {
     let scrfd = load_pack(&manifest, "scrfd-mobilefacenet", backend);
     check_detector(&scrfd, &testdata);
     check_separation(&scrfd, &testdata);
-    // YuNet (fixed 640x640 input, BGR, no normalisation) with a batched embedder: detection only,
-    // since that embedder does not separate the developer set with YuNet's landmarks.
-    check_detector(&load_pack(&manifest, "yunet-mobilefacenet-paddle", backend), &testdata);
+    // YuNet (fixed 640x640 input, BGR, no normalisation): detection.
+    check_detector(&load_pack(&manifest, "yunet-mobilefacenet", backend), &testdata);
 }
 
 #[test]
