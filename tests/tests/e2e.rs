@@ -323,20 +323,31 @@ async fn auth_origin_limits_and_backpressure() -> Result<()> {
     assert!(replies <= burst, "{replies} replies for {burst} frames");
     assert_eq!(roundtrip(&mut ws, frame.clone()).await?["status"], "ok");
 
-    // A message over 2 MiB closes the connection with 1009.
-    ws.send(Message::binary(vec![0xFFu8; 2 * 1024 * 1024 + 1])).await?;
-    let mut code = None;
-    while let Ok(Some(message)) = tokio::time::timeout(REPLY_TIMEOUT, ws.next()).await {
-        match message {
-            Ok(Message::Close(frame)) => {
-                code = frame.map(|f| f.code);
-                break;
+    // A message over 2 MiB closes the connection with 1009. The server closes as soon as it has
+    // read the frame header, so the client may still be writing the payload: TCP then resets
+    // the connection and the close frame can be lost with it. A reset while sending is accepted
+    // as the server cutting the connection (known race, see docs/websocket.md); any reply other
+    // than a close or a reset fails the test.
+    let sent = ws.send(Message::binary(vec![0xFFu8; 2 * 1024 * 1024 + 1])).await;
+    if sent.is_ok() {
+        let mut code = None;
+        let mut reset = false;
+        while let Ok(Some(message)) = tokio::time::timeout(REPLY_TIMEOUT, ws.next()).await {
+            match message {
+                Ok(Message::Close(frame)) => {
+                    code = frame.map(|f| f.code);
+                    break;
+                }
+                Ok(Message::Text(text)) => panic!("oversized message was answered: {text}"),
+                Ok(_) => {}
+                Err(_) => {
+                    reset = true;
+                    break;
+                }
             }
-            Ok(_) => {}
-            Err(_) => break,
         }
+        assert!(code == Some(CloseCode::Size) || (code.is_none() && reset), "close code {code:?}");
     }
-    assert_eq!(code, Some(CloseCode::Size));
 
     let health: Value = client.get(server.url("/api/health")).send().await?.json().await?;
     assert!(health["dropped_frames"].as_u64().unwrap_or(0) > 0, "{health}");
