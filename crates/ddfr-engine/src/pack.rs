@@ -270,11 +270,19 @@ impl ModelPack {
         frame: &RgbImage,
         faces: Vec<Face>,
     ) -> Result<Vec<AnalyzedFace>, EngineError> {
-        let aligned = self.align(frame, faces);
-        let chips: Vec<RgbImage> = aligned.iter().map(|(_, a)| a.chip.clone()).collect();
+        let (faces, mut aligned): (Vec<Face>, Vec<AlignedFace>) =
+            self.align(frame, faces).into_iter().unzip();
+        // Move the chips out for the batched call and back afterwards: no per-face copy on the
+        // frame path.
+        let chips: Vec<RgbImage> =
+            aligned.iter_mut().map(|a| std::mem::take(&mut a.chip)).collect();
         let embeddings = self.embed(&chips)?;
-        Ok(aligned
+        for (a, chip) in aligned.iter_mut().zip(chips) {
+            a.chip = chip;
+        }
+        Ok(faces
             .into_iter()
+            .zip(aligned)
             .zip(embeddings)
             .map(|((face, aligned), embedding)| AnalyzedFace { face, aligned, embedding })
             .collect())
