@@ -5,12 +5,14 @@
 //! take short read locks here and never wait on the database.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
 
 use ddfr_core::{Embedding, FaceId, ModelId, PersonId};
-use ddfr_index::{EmbeddingIndex, Hit, IndexConfig, IndexError, build_index};
+use ddfr_index::{EmbeddingIndex, IndexConfig, IndexError, build_index};
 use ddfr_protocol::PersonSummary;
 use ddfr_store::{PersonStore, StoreError, StoredEmbedding};
+use ddfr_track::Candidate;
 
 /// Why the gallery could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +31,7 @@ pub struct Gallery {
     model: ModelId,
     index: RwLock<Box<dyn EmbeddingIndex>>,
     persons: RwLock<HashMap<PersonId, PersonSummary>>,
+    generation: AtomicU64,
 }
 
 impl Gallery {
@@ -64,6 +67,7 @@ impl Gallery {
             model,
             index: RwLock::new(index),
             persons: RwLock::new(persons.into_iter().map(|p| (p.id, p)).collect()),
+            generation: AtomicU64::new(0),
         })
     }
 
@@ -72,13 +76,38 @@ impl Gallery {
         &self.model
     }
 
-    /// Best hit per query (one pass over the index for all faces of a frame).
-    pub fn search(&self, queries: &[Embedding]) -> Vec<Option<Hit>> {
+    /// Changes whenever a face or a person is added or removed, so stream trackers know
+    /// their votes are stale.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    fn changed(&self) {
+        self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The closest persons to each query, one entry per person with the similarity of their
+    /// closest sample ("best sample" scoring, see docs/recognition.md), best first, from the
+    /// `k_samples` closest samples. Empty lists while nobody is enrolled.
+    pub fn candidates(&self, queries: &[Embedding], k_samples: usize) -> Vec<Vec<Candidate>> {
         let index = self.index.read().unwrap_or_else(PoisonError::into_inner);
         if index.is_empty() {
-            return vec![None; queries.len()];
+            return vec![Vec::new(); queries.len()];
         }
-        index.search(queries, 1).into_iter().map(|hits| hits.into_iter().next()).collect()
+        index
+            .search(queries, k_samples)
+            .into_iter()
+            .map(|hits| {
+                let mut persons: Vec<Candidate> = Vec::new();
+                // Hits come best first, so the first hit of a person is their best sample.
+                for hit in hits {
+                    if !persons.iter().any(|c| c.person == hit.person) {
+                        persons.push(Candidate { person: hit.person, similarity: hit.similarity });
+                    }
+                }
+                persons
+            })
+            .collect()
     }
 
     /// The person table entry for `id`, if the person still exists.
@@ -95,6 +124,7 @@ impl Gallery {
     pub fn remove_person(&self, id: PersonId) {
         self.index.write().unwrap_or_else(PoisonError::into_inner).remove_person(id);
         self.persons.write().unwrap_or_else(PoisonError::into_inner).remove(&id);
+        self.changed();
     }
 
     /// Adds an enrolled face.
@@ -104,12 +134,18 @@ impl Gallery {
         person: PersonId,
         embedding: &Embedding,
     ) -> Result<(), IndexError> {
-        self.index.write().unwrap_or_else(PoisonError::into_inner).insert(face, person, embedding)
+        self.index
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(face, person, embedding)?;
+        self.changed();
+        Ok(())
     }
 
     /// Removes one face.
     pub fn remove_face(&self, face: FaceId) {
         self.index.write().unwrap_or_else(PoisonError::into_inner).remove_face(face);
+        self.changed();
     }
 
     /// Number of persons in the table.

@@ -3,6 +3,7 @@
 //! [`crate::pool::InferencePool::run`]; reads the gallery, never the database.
 
 use std::io::Cursor;
+use std::time::Duration;
 
 use ddfr_core::{BoundingBox, Embedding, Face, Landmarks, PixelBox, Point};
 use ddfr_engine::EngineError;
@@ -11,6 +12,7 @@ use ddfr_engine::pack::ModelPack;
 use ddfr_protocol::{
     CropEncoding, CropsMessage, Date, FaceCrop, FrameReply, MAX_CROP_BYTES, MAX_CROP_SIDE, WsFace,
 };
+use ddfr_track::{Observation, Tracker, TrackerConfig};
 use image::RgbImage;
 use image::codecs::jpeg::JpegEncoder;
 
@@ -59,35 +61,87 @@ struct FaceResult {
     embedding: Option<Embedding>,
 }
 
-/// Turns per-face results into the reply: one index search for all faces of the frame.
+/// Gallery candidates fetched per face: enough samples that a person with several close
+/// samples does not crowd out the runner-up person the one-per-frame assignment may need.
+pub const CANDIDATE_SAMPLES: usize = 16;
+
+/// How the faces of a reply are named.
+#[derive(Debug)]
+pub enum Naming<'a> {
+    /// A single photo (REST): each face on its own, one person per face; no track ids.
+    Single {
+        /// Minimum cosine similarity for an identification.
+        min_similarity: f32,
+    },
+    /// A frame of a stream (`/ws`): the connection's tracker; faces carry track ids.
+    Stream {
+        /// The connection's tracks.
+        tracker: &'a mut Tracker,
+        /// Time since the connection opened.
+        at: Duration,
+    },
+}
+
+/// Turns per-face results into the reply: one index search for all faces of the frame, then
+/// the tracker names each face (votes over its track, one person per face).
 fn build_reply(
     gallery: &Gallery,
     results: Vec<FaceResult>,
-    min_similarity: f32,
+    naming: Naming<'_>,
     today: Date,
 ) -> FrameReply {
     let queries: Vec<Embedding> = results.iter().filter_map(|r| r.embedding.clone()).collect();
-    let mut hits = gallery.search(&queries).into_iter();
+    // Read before the search: a change racing with it relabels on the next frame.
+    let generation = gallery.generation();
+    let mut candidates = gallery.candidates(&queries, CANDIDATE_SAMPLES).into_iter();
+    let observations: Vec<Observation> = results
+        .iter()
+        .map(|result| Observation {
+            bbox: pixel_box_to_bbox(&result.pixel_box),
+            embedding: result.embedding.clone(),
+            candidates: if result.embedding.is_some() {
+                candidates.next().unwrap_or_default()
+            } else {
+                Vec::new()
+            },
+        })
+        .collect();
+    let (decisions, with_track_ids) = match naming {
+        Naming::Single { min_similarity } => (
+            Tracker::new(TrackerConfig::new(min_similarity)).update(Duration::ZERO, &observations),
+            false,
+        ),
+        Naming::Stream { tracker, at } => {
+            tracker.sync_gallery(generation);
+            (tracker.update(at, &observations), true)
+        }
+    };
     let faces = results
         .into_iter()
-        .map(|result| {
-            let hit = if result.embedding.is_some() { hits.next().flatten() } else { None };
-            let matched = hit
-                .filter(|h| h.similarity >= min_similarity)
-                .and_then(|h| gallery.person(h.person).map(|p| (p, h.similarity)));
-            let face = match matched {
+        .zip(decisions)
+        .map(|(result, decision)| {
+            let named =
+                decision.person.and_then(|c| gallery.person(c.person).map(|p| (p, c.similarity)));
+            let mut face = match named {
                 Some((person, similarity)) => {
                     WsFace::identified(result.pixel_box, &person, similarity, today)
                 }
                 None => WsFace::unknown(result.pixel_box),
             };
-            match result.score {
-                Some(score) => face.with_score(score),
-                None => face,
+            if let Some(score) = result.score {
+                face = face.with_score(score);
             }
+            if with_track_ids {
+                face = face.with_track_id(decision.track_id);
+            }
+            face
         })
         .collect();
     FrameReply::new(faces)
+}
+
+fn pixel_box_to_bbox(b: &PixelBox) -> BoundingBox {
+    BoundingBox::new(b.left as f32, b.top as f32, b.right as f32, b.bottom as f32)
 }
 
 /// Aligns each face (keeping those that fail, unembedded) and embeds the chips in one call.
@@ -109,14 +163,14 @@ pub fn recognize_frame(
     gallery: &Gallery,
     bytes: &[u8],
     limits: &DecodeLimits,
-    min_similarity: f32,
+    naming: Naming<'_>,
     today: Date,
 ) -> FrameOutcome {
     let frame = match decode_image(bytes, limits) {
         Ok(frame) => frame,
         Err(error) => return FrameOutcome::Undecodable(error.to_string()),
     };
-    match recognize_decoded(pack, gallery, &frame, min_similarity, today) {
+    match recognize_decoded(pack, gallery, &frame, naming, today) {
         Ok(reply) => FrameOutcome::Reply(reply),
         Err(error) => FrameOutcome::Failed(error),
     }
@@ -127,7 +181,7 @@ pub fn recognize_decoded(
     pack: &ModelPack,
     gallery: &Gallery,
     frame: &RgbImage,
-    min_similarity: f32,
+    naming: Naming<'_>,
     today: Date,
 ) -> Result<FrameReply, EngineError> {
     let faces = pack.detect(frame)?;
@@ -141,7 +195,7 @@ pub fn recognize_decoded(
             embedding,
         })
         .collect();
-    Ok(build_reply(gallery, results, min_similarity, today))
+    Ok(build_reply(gallery, results, naming, today))
 }
 
 /// Why one crop could not be used.
@@ -220,7 +274,7 @@ pub fn recognize_crops(
     pack: &ModelPack,
     gallery: &Gallery,
     message: &CropsMessage,
-    min_similarity: f32,
+    naming: Naming<'_>,
     today: Date,
 ) -> FrameOutcome {
     let mut chips: Vec<Option<RgbImage>> = Vec::with_capacity(message.faces.len());
@@ -250,7 +304,7 @@ pub fn recognize_crops(
             embedding: chip.and_then(|_| embeddings.next()),
         })
         .collect();
-    FrameOutcome::Reply(build_reply(gallery, results, min_similarity, today))
+    FrameOutcome::Reply(build_reply(gallery, results, naming, today))
 }
 
 /// Why an enrollment photo was refused.

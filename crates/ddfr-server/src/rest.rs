@@ -22,7 +22,7 @@ use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::pipeline::{
-    EnrollError, FrameOutcome, enroll_photo, largest_face_embedding, recognize_frame,
+    EnrollError, FrameOutcome, Naming, enroll_photo, largest_face_embedding, recognize_frame,
 };
 use crate::state::{AppState, Services, today};
 
@@ -335,7 +335,8 @@ pub async fn recognize(
     let outcome = services
         .pool
         .run(move |pack| {
-            recognize_frame(pack, &gallery, &image, &DecodeLimits::PHOTO, min_similarity, today)
+            let naming = Naming::Single { min_similarity };
+            recognize_frame(pack, &gallery, &image, &DecodeLimits::PHOTO, naming, today)
         })
         .await
         .map_err(ApiError::internal)?;

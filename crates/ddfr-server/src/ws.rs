@@ -7,9 +7,9 @@
 //! a stalled reader, a silent peer or shutdown end it.
 
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
@@ -18,12 +18,13 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use ddfr_engine::decode::DecodeLimits;
 use ddfr_protocol::{UNDECODABLE_REPLY, is_crops_message, parse_crops_message};
+use ddfr_track::{Tracker, TrackerConfig};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::watch;
 
 use crate::auth::origin_allowed;
 use crate::error::{ApiError, error_chain};
-use crate::pipeline::{FrameOutcome, recognize_crops, recognize_frame};
+use crate::pipeline::{FrameOutcome, Naming, recognize_crops, recognize_frame};
 use crate::state::{AppState, Services, today};
 
 /// Bytes tungstenite may hold unsent before a write fails: a few replies' worth. Replies are
@@ -62,8 +63,17 @@ pub async fn ws_handler(
         })
 }
 
+/// The connection's tracks, used by one job at a time (one frame in flight per connection).
+type SharedTracker = Arc<Mutex<Tracker>>;
+
 /// Processes one frame or crops message and returns the reply text.
-async fn process(services: Arc<Services>, bytes: Bytes, connection: u64) -> String {
+async fn process(
+    services: Arc<Services>,
+    bytes: Bytes,
+    connection: u64,
+    tracker: SharedTracker,
+    at: Duration,
+) -> String {
     let today = match today() {
         Ok(today) => today,
         Err(error) => {
@@ -72,17 +82,18 @@ async fn process(services: Arc<Services>, bytes: Bytes, connection: u64) -> Stri
         }
     };
     let gallery = Arc::clone(&services.gallery);
-    let min_similarity = services.min_similarity;
     let outcome = services
         .pool
         .run(move |pack| {
+            let mut tracker = tracker.lock().unwrap_or_else(PoisonError::into_inner);
+            let naming = Naming::Stream { tracker: &mut tracker, at };
             if is_crops_message(&bytes) {
                 match parse_crops_message(&bytes) {
-                    Ok(message) => recognize_crops(pack, &gallery, &message, min_similarity, today),
+                    Ok(message) => recognize_crops(pack, &gallery, &message, naming, today),
                     Err(error) => FrameOutcome::Undecodable(error.to_string()),
                 }
             } else {
-                recognize_frame(pack, &gallery, &bytes, &DecodeLimits::FRAME, min_similarity, today)
+                recognize_frame(pack, &gallery, &bytes, &DecodeLimits::FRAME, naming, today)
             }
         })
         .await;
@@ -161,6 +172,9 @@ pub async fn run_connection<S, R>(
     let mut ping = tokio::time::interval(config.ws_ping_interval);
     ping.tick().await;
     let mut last_heard = Instant::now();
+    let opened = Instant::now();
+    let tracker: SharedTracker =
+        Arc::new(Mutex::new(Tracker::new(TrackerConfig::new(services.min_similarity))));
     let mut pending: Option<Bytes> = None;
     let mut in_flight: Option<std::pin::Pin<Box<dyn Future<Output = String> + Send>>> = None;
     let (mut n_frames, mut n_dropped, mut n_replies) = (0u64, 0u64, 0u64);
@@ -173,7 +187,14 @@ pub async fn run_connection<S, R>(
         if in_flight.is_none()
             && let Some(bytes) = pending.take()
         {
-            in_flight = Some(Box::pin(process(Arc::clone(&services), bytes, connection)));
+            let job = process(
+                Arc::clone(&services),
+                bytes,
+                connection,
+                Arc::clone(&tracker),
+                opened.elapsed(),
+            );
+            in_flight = Some(Box::pin(job));
         }
         tokio::select! {
             _ = shutdown.changed() => {}
