@@ -15,6 +15,7 @@ mod error;
 pub mod manifest;
 pub mod pack;
 pub mod preprocess;
+pub mod quality;
 pub mod recognizer;
 pub mod runner;
 

@@ -95,9 +95,10 @@ pub use face::{
     WsFace, face_id, undecodable_reply,
 };
 pub use person::{
-    BODY_FIELD, DEFAULT_PAGE_LIMIT, FaceView, FieldError, MAX_AGE_YEARS, MAX_NAME_CHARS,
-    MAX_PAGE_LIMIT, NewPerson, PageQuery, PersonChanges, PersonFields, PersonList, PersonPatch,
-    PersonView, Relationship, Role, UnknownVariant, parse_json_body,
+    BODY_FIELD, BatchEnrollReply, DEFAULT_PAGE_LIMIT, EnrollStatus, FaceView, FieldError,
+    MAX_AGE_YEARS, MAX_NAME_CHARS, MAX_PAGE_LIMIT, NewPerson, PageQuery, PersonChanges,
+    PersonFields, PersonList, PersonPatch, PersonView, PhotoResult, Relationship, Role,
+    UnknownVariant, parse_json_body,
 };
 pub use reply::{ErrorBody, ErrorDetail, HealthReply, VerifyReply};
 

@@ -481,6 +481,66 @@ pub struct FaceView {
     pub created_at: Timestamp,
 }
 
+/// What happened to one photo of a multi-photo enrollment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum EnrollStatus {
+    /// Stored as a new face sample.
+    Enrolled,
+    /// Not stored: a near-duplicate of a sample the person already has.
+    Skipped,
+    /// Refused by the quality gate; `code` says why.
+    Rejected,
+}
+
+/// The result for one photo of `POST /api/persons/{id}/faces/batch`, in upload order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PhotoResult {
+    /// Position of the photo among the uploaded `image` fields, from 0.
+    pub index: usize,
+    /// The uploaded file name, when the form gave one.
+    pub filename: Option<String>,
+    /// What happened.
+    pub status: EnrollStatus,
+    /// `near_duplicate` when skipped; when rejected one of `no_face`, `multiple_faces`,
+    /// `face_too_small`, `blurry`, `extreme_pose`, `looks_like_other_person`,
+    /// `invalid_image`, `payload_too_large`, `unsupported_format`; `null` when enrolled.
+    pub code: Option<String>,
+    /// A human explanation when skipped or rejected.
+    pub message: Option<String>,
+    /// The new sample when enrolled; the existing sample it duplicates when skipped.
+    pub face: Option<FaceView>,
+}
+
+/// The reply of `POST /api/persons/{id}/faces/batch`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct BatchEnrollReply {
+    /// Photos stored.
+    pub enrolled: usize,
+    /// Photos skipped as near-duplicates.
+    pub skipped: usize,
+    /// Photos refused.
+    pub rejected: usize,
+    /// One entry per uploaded photo, in order.
+    pub results: Vec<PhotoResult>,
+}
+
+impl BatchEnrollReply {
+    /// Counts the results.
+    pub fn new(results: Vec<PhotoResult>) -> Self {
+        let count = |status| results.iter().filter(|r| r.status == status).count();
+        Self {
+            enrolled: count(EnrollStatus::Enrolled),
+            skipped: count(EnrollStatus::Skipped),
+            rejected: count(EnrollStatus::Rejected),
+            results,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

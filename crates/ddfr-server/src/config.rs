@@ -69,6 +69,9 @@ pub struct ServerConfig {
     pub ws_send_timeout: Duration,
     /// How long shutdown waits for open connections.
     pub shutdown_grace: Duration,
+    /// Refuse enrollment photos that match another person better (`looks_like_other_person`)
+    /// unless a request says otherwise.
+    pub strict_enrollment: bool,
 }
 
 impl ServerConfig {
@@ -84,6 +87,7 @@ impl ServerConfig {
             ws_ping_interval: WS_PING_INTERVAL,
             ws_send_timeout: WS_SEND_TIMEOUT,
             shutdown_grace: SHUTDOWN_GRACE,
+            strict_enrollment: false,
         }
     }
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
 
 use ddfr_core::{Embedding, FaceId, ModelId, PersonId};
-use ddfr_index::{EmbeddingIndex, IndexConfig, IndexError, build_index};
+use ddfr_index::{EmbeddingIndex, Hit, IndexConfig, IndexError, build_index};
 use ddfr_protocol::PersonSummary;
 use ddfr_store::{PersonStore, StoreError, StoredEmbedding};
 use ddfr_track::Candidate;
@@ -84,6 +84,12 @@ impl Gallery {
 
     fn changed(&self) {
         self.generation.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The `k` enrolled samples closest to `query`, best first.
+    pub fn nearest_samples(&self, query: &Embedding, k: usize) -> Vec<Hit> {
+        let index = self.index.read().unwrap_or_else(PoisonError::into_inner);
+        index.search(std::slice::from_ref(query), k).into_iter().next().unwrap_or_default()
     }
 
     /// The closest persons to each query, one entry per person with the similarity of their

@@ -40,6 +40,7 @@ const SHUTDOWN_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
 /// The whole app.
 pub fn router(state: AppState) -> Router {
+    let max_body = state.config().max_upload_bytes;
     let protected = Router::new()
         .route("/api/persons", post(rest::create_person).get(rest::list_persons))
         .route(
@@ -47,10 +48,17 @@ pub fn router(state: AppState) -> Router {
             get(rest::get_person).patch(rest::update_person).delete(rest::delete_person),
         )
         .route("/api/persons/{id}/faces", post(rest::add_face).get(rest::list_faces))
+        .route(
+            "/api/persons/{id}/faces/batch",
+            post(rest::add_faces).layer(DefaultBodyLimit::max(rest::batch_body_limit(max_body))),
+        )
         .route("/api/persons/{id}/faces/{face_id}", delete(rest::delete_face))
         .route("/api/persons/{id}/faces/{face_id}/crop", get(rest::face_crop))
         .route("/api/recognize", post(rest::recognize))
-        .route("/api/verify", post(rest::verify))
+        .route(
+            "/api/verify",
+            post(rest::verify).layer(DefaultBodyLimit::max(rest::verify_body_limit(max_body))),
+        )
         .route("/ws", get(ws::ws_handler))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
     let open = Router::new()
@@ -64,7 +72,6 @@ pub fn router(state: AppState) -> Router {
             ApiError::new(axum::http::StatusCode::NOT_FOUND, "not_found", "no such API route")
         }),
     );
-    let max_body = state.config().max_upload_bytes;
     let web_dir = state.config().web_dir.clone();
     protected
         .merge(open)

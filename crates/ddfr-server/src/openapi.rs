@@ -10,7 +10,7 @@ use crate::{auth, rest};
     info(title = "ddfr", description = "Self-hosted real-time face recognition. REST API; the /ws protocol is documented in docs/websocket.md."),
     paths(
         rest::create_person, rest::list_persons, rest::get_person, rest::update_person,
-        rest::delete_person, rest::add_face, rest::list_faces, rest::delete_face, rest::face_crop,
+        rest::delete_person, rest::add_face, rest::add_faces, rest::list_faces, rest::delete_face, rest::face_crop,
         rest::recognize, rest::verify, rest::health, auth::login, auth::logout,
     ),
     components(schemas(

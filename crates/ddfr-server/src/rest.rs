@@ -14,15 +14,17 @@ use ddfr_core::{FaceId, PersonId};
 use ddfr_engine::EngineError;
 use ddfr_engine::decode::{DecodeLimits, sniff_format};
 use ddfr_protocol::{
-    Date, FaceView, FieldError, FrameReply, HealthReply, NewPerson, PageQuery, PersonList,
-    PersonPatch, PersonView, VerifyReply, age_on, parse_json_body,
+    BatchEnrollReply, Date, EnrollStatus, FaceView, FieldError, FrameReply, HealthReply, NewPerson,
+    PageQuery, PersonList, PersonPatch, PersonView, PhotoResult, VerifyReply, age_on,
+    parse_json_body,
 };
 use ddfr_store::{FaceSample, NewFace, Person};
 use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::pipeline::{
-    EnrollError, FrameOutcome, Naming, enroll_photo, largest_face_embedding, recognize_frame,
+    EnrollError, FrameOutcome, Naming, Screening, enroll_photo, largest_face_embedding,
+    recognize_frame, screen_enrollment,
 };
 use crate::state::{AppState, Services, today};
 
@@ -207,6 +209,15 @@ pub struct ImageUpload {
     image: Vec<u8>,
 }
 
+/// The multipart upload of several images: the `image` field repeated.
+#[derive(Debug, utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct ImagesUpload {
+    /// JPEG, PNG or WebP files, up to 10.
+    #[schema(value_type = Vec<String>, format = Binary)]
+    image: Vec<Vec<u8>>,
+}
+
 /// The multipart upload of two images.
 #[derive(Debug, utoipa::ToSchema)]
 #[allow(dead_code)]
@@ -225,10 +236,12 @@ fn enroll_error(error: EnrollError) -> ApiError {
     };
     match error {
         EnrollError::Image(engine) => ApiError::from_photo(engine),
-        EnrollError::NoFace => unprocessable("no_face", &error),
-        EnrollError::MultipleFaces { .. } => unprocessable("multiple_faces", &error),
-        EnrollError::FaceTooSmall { .. } => unprocessable("face_too_small", &error),
         EnrollError::Engine(engine) => ApiError::internal(engine),
+        EnrollError::NoFace
+        | EnrollError::MultipleFaces { .. }
+        | EnrollError::FaceTooSmall { .. }
+        | EnrollError::Blurry { .. }
+        | EnrollError::ExtremePose { .. } => unprocessable(error.code(), &error),
     }
 }
 
@@ -244,39 +257,196 @@ fn check_format(image: &[u8]) -> Result<(), ApiError> {
         .ok_or_else(|| ApiError::from_photo(EngineError::UnsupportedFormat))
 }
 
-/// `POST /api/persons/{id}/faces`: enrolls the one face of a photo (see `docs/api.md` for the
-/// multiple-faces and minimum-size rules).
-#[utoipa::path(post, path = "/api/persons/{id}/faces", tag = "faces", params(("id" = i64, Path)),
-    request_body(content = ImageUpload, content_type = "multipart/form-data"),
-    responses((status = 201, body = FaceView), (status = 404, body = ddfr_protocol::ErrorBody),
-        (status = 413, body = ddfr_protocol::ErrorBody), (status = 415, body = ddfr_protocol::ErrorBody),
-        (status = 422, description = "no_face, multiple_faces, face_too_small or invalid_image", body = ddfr_protocol::ErrorBody)))]
-pub async fn add_face(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    multipart: Result<Multipart, MultipartRejection>,
-) -> Result<(StatusCode, Json<FaceView>), ApiError> {
-    let services = state.services()?;
-    let id = person_id(&id)?;
-    services.store.person(id).await?;
-    let [image] = read_fields(multipart, ["image"]).await?;
+/// Query of the enrollment routes.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+pub struct EnrollQuery {
+    /// Refuse a photo that matches another enrolled person better than this one
+    /// (`looks_like_other_person`). Default: the server's `DDFR_STRICT_ENROLLMENT` (off).
+    pub strict: Option<bool>,
+}
+
+/// Photos one `POST /api/persons/{id}/faces/batch` may carry.
+pub const MAX_BATCH_PHOTOS: usize = 10;
+
+/// The body limit of the batch route: four single-photo uploads' worth (≈ 40 MiB) for up to
+/// [`MAX_BATCH_PHOTOS`] photos; each photo still obeys the single-photo limit.
+pub fn batch_body_limit(max_upload_bytes: usize) -> usize {
+    max_upload_bytes.saturating_mul(4)
+}
+
+/// What enrolling one photo did.
+enum Enrolled {
+    /// Stored.
+    New(FaceSample),
+    /// A near-duplicate of this existing sample: nothing stored.
+    Duplicate(FaceView),
+}
+
+/// The whole enrollment of one photo: format check, quality gate (on a worker), gallery
+/// screening (near-duplicate, strict mode), store, index.
+async fn enroll_one(
+    services: &Arc<Services>,
+    person: PersonId,
+    image: Bytes,
+    strict: bool,
+) -> Result<Enrolled, ApiError> {
     check_format(&image)?;
-    let candidate = services
+    let gallery = Arc::clone(&services.gallery);
+    let min_similarity = services.min_similarity;
+    let (candidate, screening) = services
         .pool
-        .run(move |pack| enroll_photo(pack, &image))
+        .run(move |pack| {
+            let candidate = enroll_photo(pack, &image)?;
+            let screening =
+                screen_enrollment(&gallery, person, &candidate.embedding, min_similarity, strict);
+            Ok::<_, EnrollError>((candidate, screening))
+        })
         .await
         .map_err(ApiError::internal)?
         .map_err(enroll_error)?;
+    match screening {
+        Screening::Duplicate(existing) => {
+            let faces = services.store.faces(person).await?;
+            if let Some(face) = faces.iter().find(|f| f.id == existing) {
+                tracing::info!(
+                    person = person.0,
+                    face = existing.0,
+                    "near-duplicate photo skipped"
+                );
+                return Ok(Enrolled::Duplicate(face_view(face)));
+            }
+            // The sample was deleted meanwhile: store this one.
+        }
+        Screening::LooksLikeOther { other, similarity, own } => {
+            let own = own.map_or_else(|| "no sample yet".to_owned(), |s| format!("{s:.3}"));
+            return Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "looks_like_other_person",
+                format!(
+                    "the photo matches person {other} (similarity {similarity:.3}) better than \
+                     this person ({own}); strict enrollment refuses it"
+                ),
+            ));
+        }
+        Screening::New => {}
+    }
     let new_face = NewFace {
         embedding: candidate.embedding,
         model: services.pool.pack().embedder_id().clone(),
         bbox: candidate.bbox,
         crop_jpeg: candidate.chip_jpeg,
     };
-    let sample = services.store.add_face(id, &new_face).await?;
-    services.gallery.insert_face(sample.id, id, &new_face.embedding).map_err(ApiError::internal)?;
-    tracing::info!(person = id.0, face = sample.id.0, "face enrolled");
-    Ok((StatusCode::CREATED, Json(face_view(&sample))))
+    let sample = services.store.add_face(person, &new_face).await?;
+    services
+        .gallery
+        .insert_face(sample.id, person, &new_face.embedding)
+        .map_err(ApiError::internal)?;
+    tracing::info!(person = person.0, face = sample.id.0, "face enrolled");
+    Ok(Enrolled::New(sample))
+}
+
+/// `POST /api/persons/{id}/faces`: enrolls the one face of a photo (see `docs/api.md` for the
+/// quality gate). 201 with the new sample; 200 with the existing sample when the photo is a
+/// near-duplicate of one the person already has (nothing is stored twice).
+#[utoipa::path(post, path = "/api/persons/{id}/faces", tag = "faces",
+    params(("id" = i64, Path), EnrollQuery),
+    request_body(content = ImageUpload, content_type = "multipart/form-data"),
+    responses((status = 201, body = FaceView), (status = 200, description = "near-duplicate of this existing sample; nothing stored", body = FaceView),
+        (status = 404, body = ddfr_protocol::ErrorBody),
+        (status = 413, body = ddfr_protocol::ErrorBody), (status = 415, body = ddfr_protocol::ErrorBody),
+        (status = 422, description = "no_face, multiple_faces, face_too_small, blurry, extreme_pose, looks_like_other_person (strict) or invalid_image", body = ddfr_protocol::ErrorBody)))]
+pub async fn add_face(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<EnrollQuery>, QueryRejection>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<(StatusCode, Json<FaceView>), ApiError> {
+    let services = state.services()?;
+    let id = person_id(&id)?;
+    let strict = strict_mode(&state, query)?;
+    services.store.person(id).await?;
+    let [image] = read_fields(multipart, ["image"]).await?;
+    match enroll_one(&services, id, image, strict).await? {
+        Enrolled::New(sample) => Ok((StatusCode::CREATED, Json(face_view(&sample)))),
+        Enrolled::Duplicate(existing) => Ok((StatusCode::OK, Json(existing))),
+    }
+}
+
+fn strict_mode(
+    state: &AppState,
+    query: Result<Query<EnrollQuery>, QueryRejection>,
+) -> Result<bool, ApiError> {
+    let Query(query) =
+        query.map_err(|e| ApiError::validation(vec![FieldError::new("strict", e.body_text())]))?;
+    Ok(query.strict.unwrap_or(state.config().strict_enrollment))
+}
+
+/// The `image` fields of a multipart body with their file names, at most [`MAX_BATCH_PHOTOS`].
+async fn read_images(
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Vec<(Option<String>, Bytes)>, ApiError> {
+    let mut multipart = multipart.map_err(multipart_rejection)?;
+    let mut images = Vec::new();
+    while let Some(field) = multipart.next_field().await.map_err(multipart_error)? {
+        if field.name() != Some("image") {
+            continue;
+        }
+        if images.len() == MAX_BATCH_PHOTOS {
+            return Err(ApiError::validation(vec![FieldError::new(
+                "image",
+                format!("at most {MAX_BATCH_PHOTOS} photos per request"),
+            )]));
+        }
+        let filename = field.file_name().map(str::to_owned);
+        images.push((filename, field.bytes().await.map_err(multipart_error)?));
+    }
+    if images.is_empty() {
+        return Err(ApiError::validation(vec![FieldError::new("image", "missing file field")]));
+    }
+    Ok(images)
+}
+
+/// `POST /api/persons/{id}/faces/batch`: enrolls several photos of one person (repeated
+/// `image` fields, up to [`MAX_BATCH_PHOTOS`]), each through the same quality gate, and says
+/// per photo what happened. Photos are taken in order, so a later photo that duplicates an
+/// earlier one of the same request is skipped too.
+#[utoipa::path(post, path = "/api/persons/{id}/faces/batch", tag = "faces",
+    params(("id" = i64, Path), EnrollQuery),
+    request_body(content = ImagesUpload, content_type = "multipart/form-data"),
+    responses((status = 200, body = BatchEnrollReply), (status = 404, body = ddfr_protocol::ErrorBody),
+        (status = 413, body = ddfr_protocol::ErrorBody), (status = 415, body = ddfr_protocol::ErrorBody),
+        (status = 422, description = "no image field, or more than 10", body = ddfr_protocol::ErrorBody)))]
+pub async fn add_faces(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<EnrollQuery>, QueryRejection>,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<Json<BatchEnrollReply>, ApiError> {
+    let services = state.services()?;
+    let id = person_id(&id)?;
+    let strict = strict_mode(&state, query)?;
+    services.store.person(id).await?;
+    let images = read_images(multipart).await?;
+    let mut results = Vec::with_capacity(images.len());
+    for (index, (filename, image)) in images.into_iter().enumerate() {
+        let (status, code, message, face) = match enroll_one(&services, id, image, strict).await {
+            Ok(Enrolled::New(sample)) => {
+                (EnrollStatus::Enrolled, None, None, Some(face_view(&sample)))
+            }
+            Ok(Enrolled::Duplicate(existing)) => (
+                EnrollStatus::Skipped,
+                Some("near_duplicate".to_owned()),
+                Some(format!("nearly identical to face sample {}", existing.id)),
+                Some(existing),
+            ),
+            Err(error) if error.status.is_server_error() => return Err(error),
+            Err(error) => {
+                (EnrollStatus::Rejected, Some(error.code.to_owned()), Some(error.message), None)
+            }
+        };
+        results.push(PhotoResult { index, filename, status, code, message, face });
+    }
+    Ok(Json(BatchEnrollReply::new(results)))
 }
 
 /// `GET /api/persons/{id}/faces`.
@@ -347,10 +517,19 @@ pub async fn recognize(
     }
 }
 
-/// `POST /api/verify`: compares the largest face of two photos.
+/// The body limit of `POST /api/verify`: two photos, each as large as a single-photo upload may
+/// be (`max_upload_bytes`: one [`DecodeLimits::PHOTO`] image plus the form framing). Larger
+/// bodies get 413 `payload_too_large`, and so does either image over the photo limit.
+pub fn verify_body_limit(max_upload_bytes: usize) -> usize {
+    max_upload_bytes.saturating_mul(2)
+}
+
+/// `POST /api/verify`: compares the largest face of two photos (body limit:
+/// [`verify_body_limit`]).
 #[utoipa::path(post, path = "/api/verify", tag = "recognition",
     request_body(content = TwoImagesUpload, content_type = "multipart/form-data"),
-    responses((status = 200, body = VerifyReply), (status = 422, body = ddfr_protocol::ErrorBody)))]
+    responses((status = 200, body = VerifyReply), (status = 413, body = ddfr_protocol::ErrorBody),
+        (status = 422, body = ddfr_protocol::ErrorBody)))]
 pub async fn verify(
     State(state): State<AppState>,
     multipart: Result<Multipart, MultipartRejection>,

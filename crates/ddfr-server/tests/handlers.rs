@@ -350,3 +350,185 @@ async fn web_root_explains_when_the_app_is_not_built() {
     assert_eq!(status, StatusCode::OK);
     assert!(String::from_utf8_lossy(&bytes).contains("trunk build"));
 }
+
+/// `photo` followed by zeros up to `len` bytes: a decodable JPEG (decoders stop at its end
+/// marker) of exactly the size under test.
+fn padded(photo: &[u8], len: usize) -> Vec<u8> {
+    assert!(photo.len() <= len);
+    let mut bytes = photo.to_vec();
+    bytes.resize(len, 0);
+    bytes
+}
+
+#[tokio::test]
+async fn verify_admits_two_maximum_size_photos_and_refuses_more() {
+    let Some(data) = testdata() else {
+        println!("SKIPPED: $DDFR_TESTDATA (../shared/testdata) not found");
+        return;
+    };
+    let Some(h) = harness(None).await else { return };
+    let max = ddfr_engine::decode::DecodeLimits::PHOTO.max_bytes;
+    let first = std::fs::read(data.join("faces/barack_obama/barack_obama_01.jpg")).unwrap();
+    let second = std::fs::read(data.join("faces/barack_obama/barack_obama_02.jpg")).unwrap();
+    let (first, second) = (padded(&first, max), padded(&second, max));
+
+    // Two photos of the largest size a photo may have: admitted and compared.
+    let (status, verdict, _) =
+        send(&h.app, multipart("/api/verify", &[("image1", &first), ("image2", &second)])).await;
+    assert_eq!(status, StatusCode::OK, "{verdict}");
+    assert_eq!(verdict["match"], true, "{verdict}");
+
+    // One byte over the photo limit in either image: 413.
+    let over = padded(&second, max + 1);
+    let (status, error, _) =
+        send(&h.app, multipart("/api/verify", &[("image1", &first), ("image2", &over)])).await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")),
+        "{error}"
+    );
+
+    // A body over the route's limit (two maximum photos plus more than the framing allowance
+    // in another field): refused while reading, with the same 413.
+    let limit = ddfr_server::rest::verify_body_limit(ddfr_server::config::MAX_UPLOAD_BYTES);
+    let extra = vec![0u8; limit - 2 * max + 1];
+    let (status, error, _) = send(
+        &h.app,
+        multipart("/api/verify", &[("image1", &first), ("image2", &second), ("extra", &extra)]),
+    )
+    .await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")),
+        "{error}"
+    );
+
+    // The single-photo routes keep their one-photo limit.
+    let (status, error, _) =
+        send(&h.app, multipart("/api/recognize", &[("image", &first), ("extra", &second)])).await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("payload_too_large")),
+        "{error}"
+    );
+}
+
+/// A photo re-encoded as JPEG after `edit`.
+fn edited_jpeg(photo: &[u8], edit: impl Fn(image::RgbImage) -> image::RgbImage) -> Vec<u8> {
+    let decoded = image::load_from_memory_with_format(photo, image::ImageFormat::Jpeg).unwrap();
+    let mut out = std::io::Cursor::new(Vec::new());
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+        .encode_image(&edit(decoded.to_rgb8()))
+        .unwrap();
+    out.into_inner()
+}
+
+#[tokio::test]
+async fn quality_gate_duplicates_batches_and_strict_mode() {
+    let Some(data) = testdata() else {
+        println!("SKIPPED: $DDFR_TESTDATA (../shared/testdata) not found");
+        return;
+    };
+    let Some(h) = harness(None).await else { return };
+    let photo = |rel: &str| std::fs::read(data.join(rel)).unwrap();
+    let create = |name: &'static str| {
+        let app = h.app.clone();
+        async move {
+            let (_, person, _) =
+                send(&app, json_request("POST", "/api/persons", &person_body(name))).await;
+            person["id"].as_i64().unwrap()
+        }
+    };
+    let katy = create("Katy").await;
+    let katy_faces = format!("/api/persons/{katy}/faces");
+    let katy1 = photo("faces/katy_perry/katy_perry_01.jpg");
+
+    // The same photo twice (re-encoded): stored once; the second answer is 200 with the same id.
+    let (status, first, _) = send(&h.app, multipart(&katy_faces, &[("image", &katy1)])).await;
+    assert_eq!(status, StatusCode::CREATED, "{first}");
+    let again = edited_jpeg(&katy1, |img| img);
+    let (status, dup, _) = send(&h.app, multipart(&katy_faces, &[("image", &again)])).await;
+    assert_eq!((status, &dup["id"]), (StatusCode::OK, &first["id"]), "{dup}");
+
+    // A heavily blurred photo is refused as blurry.
+    let blurred = edited_jpeg(&photo("faces/katy_perry/katy_perry_03.jpg"), |img| {
+        image::imageops::blur(&img, 10.0)
+    });
+    let (status, error, _) = send(&h.app, multipart(&katy_faces, &[("image", &blurred)])).await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("blurry")),
+        "{error}"
+    );
+
+    // A batch: new photos enrolled, a duplicate skipped, bad ones rejected with reasons.
+    let none = std::fs::read_dir(data.join("faces/none"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .next()
+        .unwrap();
+    let none = std::fs::read(none).unwrap();
+    let katy2 = photo("faces/katy_perry/katy_perry_02.jpg");
+    let batch = [
+        ("image", katy2.as_slice()),
+        ("image", katy1.as_slice()),
+        ("image", blurred.as_slice()),
+        ("image", none.as_slice()),
+        ("image", b"not an image".as_slice()),
+        ("image", katy2.as_slice()),
+        ("ignored", katy2.as_slice()),
+    ];
+    let (status, reply, _) = send(&h.app, multipart(&format!("{katy_faces}/batch"), &batch)).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let codes: Vec<(&str, Option<&str>)> = reply["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["status"].as_str().unwrap(), r["code"].as_str()))
+        .collect();
+    assert_eq!(
+        codes,
+        vec![
+            ("enrolled", None),
+            ("skipped", Some("near_duplicate")),
+            ("rejected", Some("blurry")),
+            ("rejected", Some("no_face")),
+            ("rejected", Some("unsupported_format")),
+            ("skipped", Some("near_duplicate")),
+        ],
+        "{reply}"
+    );
+    assert_eq!((reply["enrolled"].as_u64(), reply["skipped"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(reply["results"][0]["filename"], "image.jpg");
+    let (_, list, _) = send(&h.app, get(&katy_faces)).await;
+    assert_eq!(list.as_array().unwrap().len(), 2, "{list}");
+    let eleven: Vec<(&str, &[u8])> = (0..11).map(|_| ("image", katy2.as_slice())).collect();
+    let (status, error, _) = send(&h.app, multipart(&format!("{katy_faces}/batch"), &eleven)).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    let (status, _, _) = send(&h.app, multipart("/api/persons/999/faces/batch", &batch)).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Strict mode: Katy's photo added to someone else is refused; without it, accepted.
+    let other = create("Other").await;
+    let katy4 = photo("faces/katy_perry/katy_perry_04.jpg");
+    let (status, error, _) = send(
+        &h.app,
+        multipart(&format!("/api/persons/{other}/faces?strict=true"), &[("image", &katy4)]),
+    )
+    .await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("looks_like_other_person")),
+        "{error}"
+    );
+    let (status, error, _) = send(
+        &h.app,
+        multipart(&format!("/api/persons/{other}/faces?strict=maybe"), &[("image", &katy4)]),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{error}");
+    let (status, _, _) =
+        send(&h.app, multipart(&format!("/api/persons/{other}/faces"), &[("image", &katy4)])).await;
+    assert_eq!(status, StatusCode::CREATED, "strict mode is off by default");
+}

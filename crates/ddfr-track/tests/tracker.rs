@@ -1,5 +1,8 @@
 //! Behaviour of the tracker over synthetic streams: what users see frame after frame.
 
+// Helpers of a test crate: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use ddfr_core::{BoundingBox, Embedding, PersonId};

@@ -55,6 +55,11 @@ pub struct ServeArgs {
     #[arg(long, env = "DDFR_WORKERS")]
     pub workers: Option<usize>,
 
+    /// Refuse an enrollment photo that matches another enrolled person better than the person
+    /// it is added to (`looks_like_other_person`); a request's `?strict=` overrides it.
+    #[arg(long, env = "DDFR_STRICT_ENROLLMENT", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub strict_enrollment: bool,
+
     /// Log format on stdout: `text` or `json`. Verbosity follows RUST_LOG (default `info`).
     #[arg(long, env = "DDFR_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -75,6 +80,7 @@ impl std::fmt::Debug for ServeArgs {
             .field("allowed_origins", &self.allowed_origins)
             .field("web_dir", &self.web_dir)
             .field("workers", &self.workers)
+            .field("strict_enrollment", &self.strict_enrollment)
             .finish()
     }
 }

@@ -54,6 +54,7 @@ async fn serve(engine: EngineArgs, args: ServeArgs) -> Result<()> {
     let mut config = ServerConfig::new(addr);
     config.api_token = resolve_token(&args, addr)?;
     config.allowed_origins = args.allowed_origins.clone();
+    config.strict_enrollment = args.strict_enrollment;
     config.web_dir = args.web_dir();
     if config.web_dir.is_none() {
         tracing::info!("web app not built (no web/dist/index.html); / explains how to build it");
