@@ -516,3 +516,116 @@ async fn a_walking_person_keeps_one_name_and_one_person_per_face() -> Result<()>
     }
     Ok(())
 }
+
+/// `GET` a JSON document.
+async fn get_json(server: &Server, path: &str) -> Result<Value> {
+    Ok(reqwest::get(server.url(path)).await?.json().await?)
+}
+
+/// Streams a photo `n` times on a fresh connection and returns the last reply's largest face.
+async fn stream_photo(server: &Server, photo: &std::path::Path, n: usize) -> Result<Value> {
+    let mut ws = connect(server).await?;
+    let frame = frame_of(photo)?;
+    let mut last = Value::Null;
+    for _ in 0..n {
+        let reply = roundtrip(&mut ws, frame.clone()).await?;
+        last = largest(reply["faces"].as_array().context("faces")?).context("a face")?.clone();
+    }
+    ws.close(None).await?;
+    Ok(last)
+}
+
+#[tokio::test]
+async fn recurring_unknown_visitors_are_opt_in_and_can_be_promoted() -> Result<()> {
+    let Some(data) = testdata() else {
+        println!("SKIPPED: $DDFR_TESTDATA not found");
+        return Ok(());
+    };
+    let bezos = identity_photos(&data, "jeff_bezos")?;
+    let rose = identity_photos(&data, "rose_leslie")?;
+
+    // Off by default: no unknown_id, nothing listed.
+    let server = Server::start().await?;
+    enroll(&server, None, &data, &ENROLLED[..2]).await?;
+    let face = stream_photo(&server, &bezos[0], 3).await?;
+    assert_eq!(face["name"], "Unknown");
+    assert!(face.get("unknown_id").is_none(), "{face}");
+    let list = get_json(&server, "/api/unknowns").await?;
+    assert_eq!(
+        (list["enabled"].as_bool(), list["items"].as_array().map(Vec::len)),
+        (Some(false), Some(0))
+    );
+    drop(server);
+
+    let server = Server::start_with(ServerOptions {
+        env: vec![("DDFR_UNKNOWN_VISITORS".into(), "true".into())],
+        ..ServerOptions::default()
+    })
+    .await?;
+    enroll(&server, None, &data, &ENROLLED[..2]).await?;
+    // The same stranger on two connections, from two different photos: one anonymous id.
+    let first = stream_photo(&server, &bezos[0], 3).await?;
+    let id = first["unknown_id"].as_i64().with_context(|| format!("no unknown_id in {first}"))?;
+    assert_eq!(first["name"], "Unknown");
+    let second = stream_photo(&server, &bezos[1], 3).await?;
+    assert_eq!(second["unknown_id"].as_i64(), Some(id), "{second}");
+    let other = stream_photo(&server, &rose[0], 3).await?;
+    let other_id = other["unknown_id"].as_i64().context("rose has an id")?;
+    assert_ne!(other_id, id);
+
+    // Listed (writes are asynchronous: allow them a moment), with a face chip.
+    let mut listed = Value::Null;
+    for _ in 0..50 {
+        listed = get_json(&server, "/api/unknowns").await?;
+        let ready = listed["items"].as_array().is_some_and(|items| {
+            items.len() == 2 && items.iter().any(|v| v["id"] == id && v["sightings"] == 2)
+        });
+        if ready {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let entry = listed["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|v| v["id"] == id))
+        .with_context(|| format!("visitor {id} not listed: {listed}"))?
+        .clone();
+    assert_eq!(
+        (entry["sightings"].as_u64(), entry["samples"].as_u64()),
+        (Some(2), Some(2)),
+        "{listed}"
+    );
+    assert_eq!(listed["retention_days"], 7);
+    let crop = reqwest::get(server.url(&format!("/api/unknowns/{id}/crop"))).await?;
+    assert_eq!(crop.status().as_u16(), 200);
+    assert!(crop.bytes().await?.starts_with(&[0xFF, 0xD8, 0xFF]));
+
+    // Promote: a guest with the chips as face samples, recognised on the next connection.
+    let body = serde_json::json!({"name": "Jeff", "surname": "Visitor", "birthday": "1964-01-12", "relationship": "conoscente"});
+    let client = reqwest::Client::new();
+    let promoted =
+        client.post(server.url(&format!("/api/unknowns/{id}/promote"))).json(&body).send().await?;
+    assert_eq!(promoted.status().as_u16(), 201);
+    let person: Value = promoted.json().await?;
+    assert_eq!(
+        (person["role"].as_str(), person["faces"].as_u64()),
+        (Some("guest"), Some(2)),
+        "{person}"
+    );
+    let named = stream_photo(&server, &bezos[1], 1).await?;
+    assert_eq!(named["name"], "Jeff", "{named}");
+    assert!(named.get("unknown_id").is_none());
+    let gone =
+        client.post(server.url(&format!("/api/unknowns/{id}/promote"))).json(&body).send().await?;
+    assert_eq!(gone.status().as_u16(), 404);
+
+    // Delete the other one for good.
+    let deleted = client.delete(server.url(&format!("/api/unknowns/{other_id}"))).send().await?;
+    assert_eq!(deleted.status().as_u16(), 204);
+    let list = get_json(&server, "/api/unknowns").await?;
+    assert!(
+        list["items"].as_array().context("items")?.iter().all(|v| v["id"] != other_id),
+        "{list}"
+    );
+    Ok(())
+}

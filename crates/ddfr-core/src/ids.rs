@@ -9,6 +9,17 @@ use serde::{Deserialize, Serialize};
 #[serde(transparent)]
 pub struct PersonId(pub i64);
 
+/// A recurring unknown visitor's anonymous id (random, never reused).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct VisitorId(pub i64);
+
+impl fmt::Display for VisitorId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
 /// A stored face sample (one enrolled photo of a person).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]

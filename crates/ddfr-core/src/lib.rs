@@ -11,4 +11,4 @@ mod ids;
 
 pub use embedding::{Embedding, EmbeddingError, cosine_similarity};
 pub use geometry::{BoundingBox, Face, LandmarkScheme, Landmarks, PixelBox, Point};
-pub use ids::{FaceId, ModelId, PersonId};
+pub use ids::{FaceId, ModelId, PersonId, VisitorId};

@@ -2,7 +2,7 @@
 //!
 //! The null rules of `websocket-api.md` live here and only here: an unidentified face has
 //! `name` `"Unknown"`, `age` 0 and `surname`, `relationship`, `role` `null`. The extras
-//! (`person_id`, `similarity`, `score`, `track_id`) are omitted when absent, so seed clients
+//! (`person_id`, `similarity`, `score`, `track_id`, `unknown_id`) are omitted when absent, so seed clients
 //! see exactly the seed's fields.
 
 use ddfr_core::{PersonId, PixelBox};
@@ -75,6 +75,10 @@ pub struct WsFace {
     /// A per-connection id that follows the same face across frames; omitted when untracked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub track_id: Option<u64>,
+    /// The anonymous id of a recurring unknown visitor (opt-in feature), stable across
+    /// connections; omitted for identified faces and when the feature is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unknown_id: Option<i64>,
 }
 
 /// The seed's face id: `"{top}_{left}"`.
@@ -100,6 +104,7 @@ impl WsFace {
             similarity: None,
             score: None,
             track_id: None,
+            unknown_id: None,
         }
     }
 
@@ -133,6 +138,13 @@ impl WsFace {
     #[must_use]
     pub fn with_track_id(mut self, track_id: u64) -> Self {
         self.track_id = Some(track_id);
+        self
+    }
+
+    /// The same (unidentified) face with its recurring-visitor id.
+    #[must_use]
+    pub fn with_unknown_id(mut self, unknown_id: i64) -> Self {
+        self.unknown_id = Some(unknown_id);
         self
     }
 

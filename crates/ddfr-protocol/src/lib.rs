@@ -80,6 +80,7 @@ mod date;
 mod face;
 mod person;
 mod reply;
+mod visitor;
 
 pub use crops::{
     CROP_EDGE_TOLERANCE, CROPS_MAGIC, CROPS_PREFIX_LEN, CROPS_VERSION, CropEncoding, CropRegion,
@@ -101,6 +102,7 @@ pub use person::{
     UnknownVariant, parse_json_body,
 };
 pub use reply::{ErrorBody, ErrorDetail, HealthReply, VerifyReply};
+pub use visitor::{UnknownList, UnknownView};
 
 #[cfg(all(test, feature = "openapi"))]
 mod openapi_tests {

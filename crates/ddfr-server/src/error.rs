@@ -112,6 +112,11 @@ impl From<StoreError> for ApiError {
                 "face_not_found",
                 format!("no face sample with id {id} for this person"),
             ),
+            StoreError::VisitorNotFound(id) => Self::new(
+                StatusCode::NOT_FOUND,
+                "unknown_not_found",
+                format!("no unknown visitor with id {id}"),
+            ),
             StoreError::StorageFull { .. } => Self {
                 source: Some(Box::new(error)),
                 ..Self::new(

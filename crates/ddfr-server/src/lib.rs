@@ -16,6 +16,8 @@ pub mod pipeline;
 pub mod pool;
 pub mod rest;
 pub mod state;
+pub mod unknowns;
+pub mod visitors;
 pub mod web;
 pub mod ws;
 
@@ -34,6 +36,7 @@ pub use error::ApiError;
 pub use gallery::{Gallery, GalleryError};
 pub use pool::{InferencePool, PoolError};
 pub use state::{AppState, Services};
+pub use visitors::{VisitorRegistry, VisitorsConfig};
 
 /// How often shutdown checks whether every `/ws` connection has closed.
 const SHUTDOWN_POLL: std::time::Duration = std::time::Duration::from_millis(20);
@@ -55,6 +58,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/persons/{id}/faces/{face_id}", delete(rest::delete_face))
         .route("/api/persons/{id}/faces/{face_id}/crop", get(rest::face_crop))
         .route("/api/recognize", post(rest::recognize))
+        .route("/api/unknowns", get(unknowns::list_unknowns))
+        .route("/api/unknowns/{id}", delete(unknowns::delete_unknown))
+        .route("/api/unknowns/{id}/crop", get(unknowns::unknown_crop))
+        .route("/api/unknowns/{id}/promote", post(unknowns::promote_unknown))
         .route(
             "/api/verify",
             post(rest::verify).layer(DefaultBodyLimit::max(rest::verify_body_limit(max_body))),

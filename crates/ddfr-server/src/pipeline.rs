@@ -2,10 +2,14 @@
 //! candidate, photo to its largest face's embedding. Runs only inside
 //! [`crate::pool::InferencePool::run`]; reads the gallery, never the database.
 
+use std::collections::HashMap;
 use std::io::Cursor;
+use std::sync::Arc;
 use std::time::Duration;
 
-use ddfr_core::{BoundingBox, Embedding, Face, FaceId, Landmarks, PersonId, PixelBox, Point};
+use ddfr_core::{
+    BoundingBox, Embedding, Face, FaceId, Landmarks, PersonId, PixelBox, Point, VisitorId,
+};
 use ddfr_engine::EngineError;
 use ddfr_engine::decode::{DecodeLimits, decode_image};
 use ddfr_engine::pack::ModelPack;
@@ -18,6 +22,8 @@ use image::RgbImage;
 use image::codecs::jpeg::JpegEncoder;
 
 use crate::gallery::Gallery;
+use crate::state::now_timestamp;
+use crate::visitors::VisitorRegistry;
 
 /// An enrollment photo with several faces is accepted when its largest face covers at least
 /// this many times the area of the next one (a clear subject with a background face); the
@@ -76,11 +82,48 @@ struct FaceResult {
     pixel_box: PixelBox,
     score: Option<f32>,
     embedding: Option<Embedding>,
+    /// The aligned chip (kept for the unknown-visitor feature's samples).
+    chip: Option<RgbImage>,
 }
 
 /// Gallery candidates fetched per face: enough samples that a person with several close
 /// samples does not crowd out the runner-up person the one-per-frame assignment may need.
 pub const CANDIDATE_SAMPLES: usize = 16;
+
+/// What a `/ws` connection remembers between frames: its tracks and, when the unknown-visitor
+/// feature is on, which track was counted as which visitor.
+#[derive(Debug)]
+pub struct StreamState {
+    tracker: Tracker,
+    visitors: Option<Arc<VisitorRegistry>>,
+    visitor_of_track: HashMap<u64, VisitorId>,
+}
+
+impl StreamState {
+    /// A new connection's state.
+    pub fn new(min_similarity: f32, visitors: Option<Arc<VisitorRegistry>>) -> Self {
+        Self {
+            tracker: Tracker::new(TrackerConfig::new(min_similarity)),
+            visitors,
+            visitor_of_track: HashMap::new(),
+        }
+    }
+
+    /// The visitor id of a confirmed-unknown face: looked up once per track (one sighting),
+    /// then remembered for the track's life.
+    fn visitor_for(&mut self, track_id: u64, result: &FaceResult) -> Option<VisitorId> {
+        let registry = self.visitors.as_ref()?;
+        if let Some(id) = self.visitor_of_track.get(&track_id) {
+            return Some(*id);
+        }
+        let embedding = result.embedding.as_ref()?;
+        let id = registry.sighting(embedding, now_timestamp(), || {
+            result.chip.as_ref().and_then(|chip| encode_jpeg(chip).ok())
+        });
+        self.visitor_of_track.insert(track_id, id);
+        Some(id)
+    }
+}
 
 /// How the faces of a reply are named.
 #[derive(Debug)]
@@ -93,7 +136,7 @@ pub enum Naming<'a> {
     /// A frame of a stream (`/ws`): the connection's tracker; faces carry track ids.
     Stream {
         /// The connection's tracks.
-        tracker: &'a mut Tracker,
+        stream: &'a mut StreamState,
         /// Time since the connection opened.
         at: Duration,
     },
@@ -123,37 +166,46 @@ fn build_reply(
             },
         })
         .collect();
-    let (decisions, with_track_ids) = match naming {
+    let (decisions, mut stream) = match naming {
         Naming::Single { min_similarity } => (
             Tracker::new(TrackerConfig::new(min_similarity)).update(Duration::ZERO, &observations),
-            false,
+            None,
         ),
-        Naming::Stream { tracker, at } => {
-            tracker.sync_gallery(generation);
-            (tracker.update(at, &observations), true)
+        Naming::Stream { stream, at } => {
+            stream.tracker.sync_gallery(generation);
+            (stream.tracker.update(at, &observations), Some(stream))
         }
     };
-    let faces = results
-        .into_iter()
-        .zip(decisions)
-        .map(|(result, decision)| {
-            let named =
-                decision.person.and_then(|c| gallery.person(c.person).map(|p| (p, c.similarity)));
-            let mut face = match named {
-                Some((person, similarity)) => {
-                    WsFace::identified(result.pixel_box, &person, similarity, today)
-                }
-                None => WsFace::unknown(result.pixel_box),
-            };
-            if let Some(score) = result.score {
-                face = face.with_score(score);
+    let mut faces = Vec::with_capacity(results.len());
+    for ((result, decision), observation) in results.iter().zip(decisions).zip(&observations) {
+        let named =
+            decision.person.and_then(|c| gallery.person(c.person).map(|p| (p, c.similarity)));
+        let mut face = match &named {
+            Some((person, similarity)) => {
+                WsFace::identified(result.pixel_box, person, *similarity, today)
             }
-            if with_track_ids {
-                face = face.with_track_id(decision.track_id);
+            None => WsFace::unknown(result.pixel_box),
+        };
+        if let Some(score) = result.score {
+            face = face.with_score(score);
+        }
+        if let Some(stream) = stream.as_deref_mut() {
+            face = face.with_track_id(decision.track_id);
+            // Unknown for sure: confirmed by the track's votes, or nobody is enrolled at all.
+            let surely_unknown = decision.confirmed || observation.candidates.is_empty();
+            if named.is_none()
+                && surely_unknown
+                && let Some(visitor) = stream.visitor_for(decision.track_id, result)
+            {
+                face = face.with_unknown_id(visitor.0);
             }
-            face
-        })
-        .collect();
+        }
+        faces.push(face);
+    }
+    if let Some(stream) = stream {
+        let tracker = &stream.tracker;
+        stream.visitor_of_track.retain(|track, _| tracker.is_live(*track));
+    }
     FrameReply::new(faces)
 }
 
@@ -161,17 +213,34 @@ fn pixel_box_to_bbox(b: &PixelBox) -> BoundingBox {
     BoundingBox::new(b.left as f32, b.top as f32, b.right as f32, b.bottom as f32)
 }
 
+/// A face's aligned chip and its embedding; both `None` when the face could not be aligned.
+type ChipAndEmbedding = (Option<RgbImage>, Option<Embedding>);
+
+/// Embeds the chips that exist in one call; returns each chip with its embedding.
+fn embed_chips(
+    pack: &ModelPack,
+    chips: Vec<Option<RgbImage>>,
+) -> Result<Vec<ChipAndEmbedding>, EngineError> {
+    let batch: Vec<RgbImage> = chips.iter().flatten().cloned().collect();
+    let mut embeddings = pack.embed(&batch)?.into_iter();
+    Ok(chips
+        .into_iter()
+        .map(|chip| {
+            let embedding = chip.as_ref().and_then(|_| embeddings.next());
+            (chip, embedding)
+        })
+        .collect())
+}
+
 /// Aligns each face (keeping those that fail, unembedded) and embeds the chips in one call.
 fn align_and_embed(
     pack: &ModelPack,
     image: &RgbImage,
     faces: &[Face],
-) -> Result<Vec<Option<Embedding>>, EngineError> {
+) -> Result<Vec<ChipAndEmbedding>, EngineError> {
     let chips: Vec<Option<RgbImage>> =
         faces.iter().map(|face| pack.aligner().align(image, face).ok().map(|a| a.chip)).collect();
-    let batch: Vec<RgbImage> = chips.iter().flatten().cloned().collect();
-    let mut embeddings = pack.embed(&batch)?.into_iter();
-    Ok(chips.into_iter().map(|chip| chip.and_then(|_| embeddings.next())).collect())
+    embed_chips(pack, chips)
 }
 
 /// A full frame: decode, detect, align, embed, identify.
@@ -206,10 +275,11 @@ pub fn recognize_decoded(
     let results = faces
         .iter()
         .zip(embeddings)
-        .map(|(face, embedding)| FaceResult {
+        .map(|(face, (chip, embedding))| FaceResult {
             pixel_box: face.bbox.to_pixels(frame.width(), frame.height()),
             score: Some(face.score),
             embedding,
+            chip,
         })
         .collect();
     Ok(build_reply(gallery, results, naming, today))
@@ -306,19 +376,19 @@ pub fn recognize_crops(
         };
         chips.push(face.and_then(|face| pack.aligner().align(&image, &face).ok().map(|a| a.chip)));
     }
-    let batch: Vec<RgbImage> = chips.iter().flatten().cloned().collect();
-    let mut embeddings = match pack.embed(&batch) {
-        Ok(embeddings) => embeddings.into_iter(),
+    let embedded = match embed_chips(pack, chips) {
+        Ok(embedded) => embedded,
         Err(error) => return FrameOutcome::Failed(error),
     };
     let results = message
         .faces
         .iter()
-        .zip(chips)
-        .map(|(crop, chip)| FaceResult {
+        .zip(embedded)
+        .map(|(crop, (chip, embedding))| FaceResult {
             pixel_box: crop.bbox.to_pixels(message.frame_width, message.frame_height),
             score: crop.score,
-            embedding: chip.and_then(|_| embeddings.next()),
+            embedding,
+            chip,
         })
         .collect();
     FrameOutcome::Reply(build_reply(gallery, results, naming, today))

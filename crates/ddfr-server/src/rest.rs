@@ -32,7 +32,8 @@ fn today_or_500() -> Result<Date, ApiError> {
     today().map_err(ApiError::internal)
 }
 
-fn person_view(person: &Person, today: Date) -> PersonView {
+/// A stored person as the API shows it.
+pub(crate) fn person_view(person: &Person, today: Date) -> PersonView {
     PersonView {
         id: person.id.0,
         name: person.name.clone(),

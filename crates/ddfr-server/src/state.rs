@@ -13,6 +13,7 @@ use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::gallery::Gallery;
 use crate::pool::InferencePool;
+use crate::visitors::VisitorRegistry;
 
 /// Everything the handlers need once loading has finished.
 #[derive(Debug)]
@@ -25,6 +26,8 @@ pub struct Services {
     pub gallery: Arc<Gallery>,
     /// Minimum cosine similarity for an identification.
     pub min_similarity: f32,
+    /// Recurring unknown visitors, when the owner turned the feature on.
+    pub visitors: Option<Arc<VisitorRegistry>>,
 }
 
 /// Counters for `/ws`, reported in the log and the health reply.
@@ -101,6 +104,15 @@ impl AppState {
     pub fn dropped_frames(&self) -> u64 {
         self.shared.ws.dropped.load(Ordering::Relaxed)
     }
+}
+
+/// Now, as a UTC timestamp (a clock before 1970 reads as 0).
+pub fn now_timestamp() -> ddfr_protocol::Timestamp {
+    let millis = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0);
+    ddfr_protocol::Timestamp::from_unix_millis(millis)
 }
 
 /// Today's UTC date, for ages.

@@ -18,13 +18,12 @@ use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use ddfr_engine::decode::DecodeLimits;
 use ddfr_protocol::{UNDECODABLE_REPLY, is_crops_message, parse_crops_message};
-use ddfr_track::{Tracker, TrackerConfig};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::watch;
 
 use crate::auth::origin_allowed;
 use crate::error::{ApiError, error_chain};
-use crate::pipeline::{FrameOutcome, Naming, recognize_crops, recognize_frame};
+use crate::pipeline::{FrameOutcome, Naming, StreamState, recognize_crops, recognize_frame};
 use crate::state::{AppState, Services, today};
 
 /// Bytes tungstenite may hold unsent before a write fails: a few replies' worth. Replies are
@@ -64,7 +63,7 @@ pub async fn ws_handler(
 }
 
 /// The connection's tracks, used by one job at a time (one frame in flight per connection).
-type SharedTracker = Arc<Mutex<Tracker>>;
+type SharedTracker = Arc<Mutex<StreamState>>;
 
 /// Processes one frame or crops message and returns the reply text.
 async fn process(
@@ -85,8 +84,8 @@ async fn process(
     let outcome = services
         .pool
         .run(move |pack| {
-            let mut tracker = tracker.lock().unwrap_or_else(PoisonError::into_inner);
-            let naming = Naming::Stream { tracker: &mut tracker, at };
+            let mut stream = tracker.lock().unwrap_or_else(PoisonError::into_inner);
+            let naming = Naming::Stream { stream: &mut stream, at };
             if is_crops_message(&bytes) {
                 match parse_crops_message(&bytes) {
                     Ok(message) => recognize_crops(pack, &gallery, &message, naming, today),
@@ -174,7 +173,7 @@ pub async fn run_connection<S, R>(
     let mut last_heard = Instant::now();
     let opened = Instant::now();
     let tracker: SharedTracker =
-        Arc::new(Mutex::new(Tracker::new(TrackerConfig::new(services.min_similarity))));
+        Arc::new(Mutex::new(StreamState::new(services.min_similarity, services.visitors.clone())));
     let mut pending: Option<Bytes> = None;
     let mut in_flight: Option<std::pin::Pin<Box<dyn Future<Output = String> + Send>>> = None;
     let (mut n_frames, mut n_dropped, mut n_replies) = (0u64, 0u64, 0u64);

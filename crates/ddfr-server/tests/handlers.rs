@@ -83,7 +83,13 @@ async fn harness(token: Option<&str>) -> Option<Harness> {
     let mut config = ServerConfig::new(([127, 0, 0, 1], 0).into());
     config.api_token = token.map(ApiToken::new);
     let state = AppState::new(config);
-    state.set_ready(Services { pool: InferencePool::new(pack, 2), store, gallery, min_similarity });
+    state.set_ready(Services {
+        pool: InferencePool::new(pack, 2),
+        store,
+        gallery,
+        min_similarity,
+        visitors: None,
+    });
     Some(Harness { app: router(state), _dir: dir })
 }
 

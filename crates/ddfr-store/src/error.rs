@@ -1,6 +1,6 @@
 //! `StoreError`: every way a store operation can fail, with structured fields.
 
-use ddfr_core::{FaceId, ModelId, PersonId};
+use ddfr_core::{FaceId, ModelId, PersonId, VisitorId};
 
 /// SQLite's primary result code for "database disk image is malformed".
 const SQLITE_CORRUPT: i64 = 11;
@@ -22,6 +22,9 @@ pub enum StoreError {
     /// The person has no face sample with this id.
     #[error("no face sample with id {0} for this person")]
     FaceNotFound(FaceId),
+    /// No unknown visitor has this id.
+    #[error("no unknown visitor with id {0}")]
+    VisitorNotFound(VisitorId),
     /// An embedding's dimension differs from the embeddings already stored for its model.
     #[error("model {model} has {expected_dim}-dimensional embeddings stored, got {found_dim}")]
     ModelMismatch {

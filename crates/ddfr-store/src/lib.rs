@@ -28,6 +28,7 @@ mod postgres;
 mod sql;
 mod sqlite;
 mod url;
+mod visitors;
 
 use std::fmt::Debug;
 
@@ -41,12 +42,16 @@ pub use model::{EmbeddingModelCount, FaceSample, NewFace, Person, StoredEmbeddin
 pub use postgres::PgStore;
 pub use sqlite::{SQLITE_FILE_NAME, SqliteStore};
 pub use url::{DatabaseUrl, StoreKind, open_store};
+pub use visitors::{Visitor, VisitorSample, VisitorStore, VisitorWrite};
 
 /// Persons, face samples, crops and embeddings. Every method is one transaction.
 ///
 /// Ids are never reused: a deleted person's or face's id is never handed out again.
+///
+/// Every store also keeps recurring unknown visitors ([`VisitorStore`]), so one
+/// `Arc<dyn PersonStore>` serves both.
 #[async_trait]
-pub trait PersonStore: Send + Sync + Debug {
+pub trait PersonStore: VisitorStore + Send + Sync + Debug {
     /// Stores a new person with no face samples.
     async fn create_person(&self, fields: &PersonFields) -> Result<Person, StoreError>;
 

@@ -45,6 +45,17 @@ impl PgStore {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
+
+    /// A write transaction.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'_, sqlx::Postgres>, sqlx::Error> {
+        self.pool.begin().await
+    }
+
+    /// What follows a committed delete: nothing (PostgreSQL leaves dead tuples to VACUUM; see
+    /// the crate documentation).
+    pub(crate) async fn after_delete(&self) {}
 }
 
 fn person_from_row(row: &PgRow) -> Result<Person, StoreError> {

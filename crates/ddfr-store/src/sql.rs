@@ -59,3 +59,23 @@ pub const EMBEDDING_MODELS: &str =
 pub const FACES_WITHOUT_EMBEDDING: &str = "SELECT f.id, f.person_id FROM faces f \
      WHERE NOT EXISTS (SELECT 1 FROM embeddings e WHERE e.face_id = f.id AND e.model = $1) \
      ORDER BY f.id";
+
+/// Unknown visitors (schema v2).
+pub const INSERT_VISITOR: &str = "INSERT INTO visitors \
+     (id, model, dim, centroid, sightings, first_seen, last_seen) \
+     VALUES ($1, $2, $3, $4, $5, $6, $6)";
+pub const UPDATE_VISITOR: &str =
+    "UPDATE visitors SET centroid = $1, sightings = $2, last_seen = $3 WHERE id = $4";
+pub const INSERT_VISITOR_SAMPLE: &str = "INSERT INTO visitor_samples \
+     (visitor_id, vector, jpeg, created_at) VALUES ($1, $2, $3, $4)";
+pub const ALL_VISITORS: &str = "SELECT v.id, v.model, v.dim, v.centroid, v.sightings, \
+     v.first_seen, v.last_seen, \
+     (SELECT COUNT(*) FROM visitor_samples s WHERE s.visitor_id = v.id) AS n_samples \
+     FROM visitors v ORDER BY v.last_seen DESC, v.id";
+pub const VISITOR_SAMPLES: &str =
+    "SELECT vector, jpeg, created_at FROM visitor_samples WHERE visitor_id = $1 ORDER BY id";
+pub const DELETE_VISITOR_SAMPLES: &str = "DELETE FROM visitor_samples WHERE visitor_id = $1";
+pub const DELETE_VISITOR: &str = "DELETE FROM visitors WHERE id = $1";
+pub const DELETE_STALE_VISITOR_SAMPLES: &str = "DELETE FROM visitor_samples WHERE visitor_id IN \
+     (SELECT id FROM visitors WHERE last_seen < $1)";
+pub const DELETE_STALE_VISITORS: &str = "DELETE FROM visitors WHERE last_seen < $1";

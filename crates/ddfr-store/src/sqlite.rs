@@ -124,6 +124,18 @@ impl SqliteStore {
         Ok(busy == 0)
     }
 
+    /// A write transaction (`BEGIN IMMEDIATE`: takes the write lock up front).
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'_, sqlx::Sqlite>, sqlx::Error> {
+        self.pool.begin_with(BEGIN_WRITE).await
+    }
+
+    /// What follows every committed delete: [`SqliteStore::purge_wal`].
+    pub(crate) async fn after_delete(&self) {
+        self.purge_wal().await;
+    }
+
     /// After a delete: empty the write-ahead log so deleted bytes do not linger in it. The
     /// delete itself has committed, so a failure here is logged rather than returned.
     async fn purge_wal(&self) {

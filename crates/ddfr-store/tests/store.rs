@@ -7,10 +7,11 @@
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use ddfr_core::{Embedding, FaceId, ModelId, PersonId, PixelBox};
-use ddfr_protocol::{PersonChanges, PersonFields, Relationship, Role};
+use ddfr_core::{Embedding, FaceId, ModelId, PersonId, PixelBox, VisitorId};
+use ddfr_protocol::{PersonChanges, PersonFields, Relationship, Role, Timestamp};
 use ddfr_store::{
-    DatabaseUrl, NewFace, PersonStore, SQLITE_FILE_NAME, SqliteStore, StoreError, open_store,
+    DatabaseUrl, NewFace, PersonStore, SQLITE_FILE_NAME, SqliteStore, StoreError, VisitorStore,
+    VisitorWrite, open_store,
 };
 
 /// Environment variable with a PostgreSQL URL to run the story against.
@@ -218,11 +219,104 @@ async fn store_story(store: &dyn PersonStore) {
     assert_eq!(store.count_faces().await.unwrap(), faces_before);
 }
 
+/// The unknown-visitor contract: create, sightings with chips, list, samples, delete, purge.
+async fn visitor_story(store: &dyn PersonStore) {
+    let model = ModelId::new(format!("visitors-{}", unique_suffix()));
+    let base = i64::try_from(unique_suffix() % 1_000_000_000).unwrap() * 10;
+    let (a, b) = (VisitorId(base + 1), VisitorId(base + 2));
+    let at = |ms: i64| Timestamp::from_unix_millis(1_700_000_000_000 + ms);
+    let create = |id, seed, ms| VisitorWrite::Create {
+        id,
+        model: model.clone(),
+        centroid: embedding(seed, DIM),
+        at: at(ms),
+        sample: Some((embedding(seed, DIM), crop(seed, 512))),
+    };
+    store.write_visitor(&create(a, 1, 0)).await.unwrap();
+    store.write_visitor(&create(b, 2, 10)).await.unwrap();
+    let sighting = VisitorWrite::Sighting {
+        id: a,
+        centroid: embedding(3, DIM),
+        sightings: 2,
+        at: at(20),
+        sample: Some((embedding(3, DIM), crop(3, 512))),
+    };
+    store.write_visitor(&sighting).await.unwrap();
+    // A sighting of a visitor deleted meanwhile is ignored.
+    let ghost = VisitorWrite::Sighting {
+        id: VisitorId(base + 3),
+        centroid: embedding(4, DIM),
+        sightings: 5,
+        at: at(30),
+        sample: None,
+    };
+    store.write_visitor(&ghost).await.unwrap();
+
+    let mine: Vec<_> =
+        store.visitors().await.unwrap().into_iter().filter(|v| v.model == model).collect();
+    assert_eq!(mine.iter().map(|v| v.id).collect::<Vec<_>>(), vec![a, b], "latest seen first");
+    assert_eq!((mine[0].sightings, mine[0].n_samples), (2, 2));
+    assert_eq!((mine[0].first_seen, mine[0].last_seen), (at(0), at(20)));
+    assert_eq!(mine[0].centroid, embedding(3, DIM));
+    let samples = store.visitor_samples(a).await.unwrap();
+    assert_eq!(samples.len(), 2);
+    assert_eq!(
+        (samples[0].jpeg.clone(), samples[1].embedding.clone()),
+        (crop(1, 512), embedding(3, DIM))
+    );
+    assert!(matches!(
+        store.visitor_samples(VisitorId(base + 3)).await,
+        Err(StoreError::VisitorNotFound(_))
+    ));
+
+    store.delete_visitor(b).await.unwrap();
+    assert!(matches!(store.delete_visitor(b).await, Err(StoreError::VisitorNotFound(_))));
+    // Purge: everything last seen before at(21) goes, which is visitor a.
+    assert!(store.purge_visitors(at(21)).await.unwrap() >= 1);
+    assert!(store.visitors().await.unwrap().iter().all(|v| v.model != model));
+}
+
 #[tokio::test]
 async fn sqlite_store_story() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
     store_story(&store).await;
+    visitor_story(&store).await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn purged_and_deleted_visitors_leave_no_bytes_in_the_db_or_wal() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
+    let model = ModelId::new("dlib");
+    for (id, seed, ms) in [(11, 500, 0), (12, 501, 5_000)] {
+        let write = VisitorWrite::Create {
+            id: VisitorId(id),
+            model: model.clone(),
+            centroid: embedding(seed, DIM),
+            at: Timestamp::from_unix_millis(ms),
+            sample: Some((embedding(seed + 1000, DIM), crop(seed, 4096))),
+        };
+        store.write_visitor(&write).await.unwrap();
+    }
+    let needles: Vec<Vec<u8>> = [500u64, 501]
+        .iter()
+        .flat_map(|&seed| {
+            [
+                embedding(seed, DIM).to_le_bytes()[..64].to_vec(),
+                embedding(seed + 1000, DIM).to_le_bytes()[..64].to_vec(),
+                crop(seed, 4096)[2000..2064].to_vec(),
+            ]
+        })
+        .collect();
+    assert!(needles.iter().all(|n| contains(&database_bytes(dir.path()), n)));
+    assert_eq!(store.purge_visitors(Timestamp::from_unix_millis(1_000)).await.unwrap(), 1);
+    store.delete_visitor(VisitorId(12)).await.unwrap();
+    let after = database_bytes(dir.path());
+    for (index, needle) in needles.iter().enumerate() {
+        assert!(!contains(&after, needle), "visitor bytes {index} still in the database files");
+    }
     store.close().await;
 }
 
@@ -254,6 +348,7 @@ async fn postgres_store_story() {
     {
         let store = ddfr_store::PgStore::connect(&DatabaseUrl::new(url)).await.unwrap();
         store_story(&store).await;
+        visitor_story(&store).await;
         store.close().await;
     }
     #[cfg(not(feature = "postgres"))]

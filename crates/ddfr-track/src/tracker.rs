@@ -76,6 +76,11 @@ impl Tracker {
         self.tracks.len()
     }
 
+    /// Whether the track is still alive (may be continued by a later frame).
+    pub fn is_live(&self, track_id: u64) -> bool {
+        self.tracks.iter().any(|t| t.id == track_id)
+    }
+
     /// Forgets every track (for example after the gallery was rebuilt).
     pub fn clear(&mut self) {
         self.tracks.clear();

@@ -60,6 +60,17 @@ pub struct ServeArgs {
     #[arg(long, env = "DDFR_STRICT_ENROLLMENT", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub strict_enrollment: bool,
 
+    /// Recurring unknown visitors (opt-in): give an unknown face seen again and again a stable
+    /// anonymous `unknown_id`, keeping its mean embedding and up to 5 aligned face chips (never
+    /// frames) for DDFR_UNKNOWN_RETENTION_DAYS. Off: nothing from the live stream is kept, and
+    /// visitors kept by an earlier run are deleted at start.
+    #[arg(long, env = "DDFR_UNKNOWN_VISITORS", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub unknown_visitors: bool,
+
+    /// Days an unknown visitor not seen again is kept (1 to 365).
+    #[arg(long, env = "DDFR_UNKNOWN_RETENTION_DAYS", default_value_t = ddfr_server::VisitorsConfig::DEFAULT_RETENTION_DAYS, value_parser = clap::value_parser!(u32).range(1..=365))]
+    pub unknown_retention_days: u32,
+
     /// Log format on stdout: `text` or `json`. Verbosity follows RUST_LOG (default `info`).
     #[arg(long, env = "DDFR_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -81,6 +92,8 @@ impl std::fmt::Debug for ServeArgs {
             .field("web_dir", &self.web_dir)
             .field("workers", &self.workers)
             .field("strict_enrollment", &self.strict_enrollment)
+            .field("unknown_visitors", &self.unknown_visitors)
+            .field("unknown_retention_days", &self.unknown_retention_days)
             .finish()
     }
 }

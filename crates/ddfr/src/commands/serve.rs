@@ -11,7 +11,11 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use ddfr_core::ModelId;
 use ddfr_index::IndexConfig;
-use ddfr_server::{ApiToken, AppState, Gallery, InferencePool, ServerConfig, Services};
+use ddfr_server::visitors::{delete_all_visitors, run_visitor_retention, run_visitor_writer};
+use ddfr_server::{
+    ApiToken, AppState, Gallery, InferencePool, ServerConfig, Services, VisitorRegistry,
+    VisitorsConfig,
+};
 use ddfr_store::PersonStore;
 
 use crate::engine::EngineArgs;
@@ -113,7 +117,39 @@ async fn load_services(engine: &EngineArgs, args: &ServeArgs) -> Result<Services
     );
     let pool = InferencePool::new(pack, workers);
     reembed_other_models(store.as_ref(), &pool, &gallery, &model).await?;
-    Ok(Services { pool, store, gallery, min_similarity })
+    let visitors = start_visitors(args, &store, &model, min_similarity).await?;
+    Ok(Services { pool, store, gallery, min_similarity, visitors })
+}
+
+/// The unknown-visitor registry and its background tasks when the feature is on; when it is
+/// off, deletes whatever an earlier run kept.
+async fn start_visitors(
+    args: &ServeArgs,
+    store: &Arc<dyn PersonStore>,
+    model: &ModelId,
+    min_similarity: f32,
+) -> Result<Option<Arc<VisitorRegistry>>> {
+    if !args.unknown_visitors {
+        let deleted = delete_all_visitors(store.as_ref())
+            .await
+            .context("deleting unknown visitors kept by an earlier run")?;
+        if deleted > 0 {
+            tracing::info!(deleted, "unknown-visitor feature is off: stored visitors deleted");
+        }
+        return Ok(None);
+    }
+    let config = VisitorsConfig::from_days(args.unknown_retention_days);
+    let stored = store.visitors().await.context("loading unknown visitors")?;
+    let (registry, writes) = VisitorRegistry::new(model.clone(), min_similarity, config, stored);
+    let registry = Arc::new(registry);
+    tokio::spawn(run_visitor_writer(Arc::clone(store), writes));
+    tokio::spawn(run_visitor_retention(Arc::clone(store), Arc::clone(&registry)));
+    tracing::info!(
+        visitors = registry.entries().len(),
+        retention_days = args.unknown_retention_days,
+        "unknown-visitor feature on"
+    );
+    Ok(Some(registry))
 }
 
 /// When stored faces were embedded by another model, re-embeds their stored chips with the
