@@ -145,6 +145,14 @@ pub struct PackSpec {
     /// How the threshold was chosen.
     #[serde(default)]
     pub min_similarity_basis: String,
+    /// The impostor-score distribution of this pack's detector + embedder measured on labelled
+    /// photos (`ddfr evaluate --json`, `impostor_model`): what `ddfr calibrate` pools with a
+    /// gallery too small to estimate false-accept rates alone. Checked when parsed.
+    #[serde(default)]
+    pub impostor_prior: Option<ddfr_eval::ImpostorModel>,
+    /// Where the prior was measured: the photos, the pair count, the command.
+    #[serde(default)]
+    pub impostor_prior_basis: String,
 }
 
 impl Manifest {
@@ -344,6 +352,29 @@ min_similarity = 0.4
         assert!(Manifest::parse(&missing, Path::new("/m")).is_err());
         let schema = SAMPLE.replace("schema = 1", "schema = 9");
         assert!(Manifest::parse(&schema, Path::new("/m")).is_err());
+    }
+
+    #[test]
+    fn impostor_prior_is_optional_and_checked() {
+        let manifest = Manifest::parse(SAMPLE, Path::new("/m")).unwrap();
+        assert!(manifest.pack("p").unwrap().impostor_prior.is_none());
+        let prior = r#"
+impostor_prior_basis = "test"
+[pack.impostor_prior]
+pairs = 100
+mean = 0.5
+std = 0.1
+tail_scale = 0.02
+knots = [{ similarity = 0.2, far = 1.0 }, { similarity = 0.6, far = 0.1 }]
+"#;
+        let with_prior = format!("{SAMPLE}{prior}");
+        let manifest = Manifest::parse(&with_prior, Path::new("/m")).unwrap();
+        let model = manifest.pack("p").unwrap().impostor_prior.clone().unwrap();
+        assert!((model.far_at(0.6) - 0.1).abs() < 1e-9);
+        assert_eq!(manifest.pack("p").unwrap().impostor_prior_basis, "test");
+        // A FAR that rises with similarity is refused at parse time.
+        let bad = with_prior.replace("far = 0.1", "far = 1.0");
+        assert!(Manifest::parse(&bad, Path::new("/m")).is_err());
     }
 
     #[test]

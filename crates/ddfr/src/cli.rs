@@ -40,4 +40,9 @@ pub enum Command {
     },
     /// Measure the pipeline stage by stage and the gallery search; prints a report.
     Bench(crate::commands::bench::BenchArgs),
+    /// Measure recognition quality on labelled photos (`DIR/<identity>/*.jpg`): verification
+    /// accuracy, ROC, open-set identification, the impostor-score model.
+    Evaluate(crate::commands::evaluate::EvaluateArgs),
+    /// Suggest a threshold for a target false-accept rate from the enrolled gallery.
+    Calibrate(crate::commands::calibrate::CalibrateArgs),
 }

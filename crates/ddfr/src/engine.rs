@@ -58,9 +58,28 @@ impl EngineArgs {
 
     /// Loads the manifest, picks the backend and loads the pack.
     pub fn load_pack(&self, max_concurrent: usize) -> Result<ModelPack> {
+        self.load_pack_from(&self.manifest(None)?, max_concurrent)
+    }
+
+    /// The manifest: `file` when given (its model files are looked up in the models
+    /// directory), else `<models-dir>/manifest.toml`.
+    pub fn manifest(&self, file: Option<&Path>) -> Result<Manifest> {
         let dir = self.models_dir()?;
-        let manifest = Manifest::load(&dir)
-            .with_context(|| format!("reading the model manifest in {}", dir.display()))?;
+        match file {
+            None => Manifest::load(&dir)
+                .with_context(|| format!("reading the model manifest in {}", dir.display())),
+            Some(file) => {
+                let text = std::fs::read_to_string(file)
+                    .with_context(|| format!("reading the manifest {}", file.display()))?;
+                Manifest::parse(&text, &dir)
+                    .with_context(|| format!("reading the manifest {}", file.display()))
+            }
+        }
+    }
+
+    /// Picks the backend and loads the pack from `manifest`.
+    pub fn load_pack_from(&self, manifest: &Manifest, max_concurrent: usize) -> Result<ModelPack> {
+        let dir = self.models_dir()?;
         let backend = self.resolve_backend(&dir)?;
         let options = PackOptions {
             backend,
@@ -68,7 +87,7 @@ impl EngineArgs {
             intra_threads: self.intra_threads.max(1),
             max_concurrent: max_concurrent.max(1),
         };
-        ModelPack::load(&manifest, &self.pack, &options)
+        ModelPack::load(manifest, &self.pack, &options)
             .with_context(|| format!("loading model pack {:?} from {}", self.pack, dir.display()))
     }
 

@@ -1,4 +1,4 @@
-//! The `ddfr` command line: `serve`, `recognize`, `verify`, `bench`.
+//! The `ddfr` command line: `serve`, `recognize`, `verify`, `bench`, `evaluate`, `calibrate`.
 
 mod cli;
 mod commands;

@@ -1,6 +1,8 @@
 //! Subcommand dispatch.
 
 pub mod bench;
+pub mod calibrate;
+pub mod evaluate;
 mod recognize;
 pub mod serve;
 mod verify;
@@ -16,6 +18,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Recognize { images } => recognize::run(&cli.engine, &images),
         Command::Verify { a, b, threshold } => verify::run(&cli.engine, &a, &b, threshold),
         Command::Bench(args) => bench::run(&cli.engine, &args),
+        Command::Evaluate(args) => evaluate::run(&cli.engine, &args),
+        Command::Calibrate(args) => calibrate::run(&cli.engine, &args),
     }
 }
 
