@@ -122,6 +122,9 @@ async fn streams_identities_strangers_garbage_and_deletes() -> Result<()> {
                 assert!(face["age"].as_i64().unwrap_or(0) >= 40);
                 assert_eq!(face["relationship"], "amico");
                 assert!(face["person_id"].is_i64() && face["similarity"].is_f64());
+                // The default pack ships an impostor-score prior: a FAR estimate in (0, 1).
+                let far = face["false_accept_rate"].as_f64().unwrap_or(-1.0);
+                assert!(far > 0.0 && far < 0.05, "{face}");
             }
         }
     }

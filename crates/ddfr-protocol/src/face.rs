@@ -2,7 +2,8 @@
 //!
 //! The null rules of `websocket-api.md` live here and only here: an unidentified face has
 //! `name` `"Unknown"`, `age` 0 and `surname`, `relationship`, `role` `null`. The extras
-//! (`person_id`, `similarity`, `score`, `track_id`, `unknown_id`) are omitted when absent, so seed clients
+//! (`person_id`, `similarity`, `false_accept_rate`, `score`, `track_id`, `unknown_id`) are
+//! omitted when absent, so seed clients
 //! see exactly the seed's fields.
 
 use ddfr_core::{PersonId, PixelBox};
@@ -69,6 +70,11 @@ pub struct WsFace {
     /// Cosine similarity of the best match (1.0 identical); omitted when unidentified.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub similarity: Option<f32>,
+    /// Estimated chance that a different person's face scores at least `similarity` against
+    /// one enrolled sample, for the active model (see docs/evaluation.md); omitted when
+    /// unidentified or when the model has no estimate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub false_accept_rate: Option<f64>,
     /// Detector confidence in `[0, 1]`; omitted when unknown.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub score: Option<f32>,
@@ -102,6 +108,7 @@ impl WsFace {
             role: None,
             person_id: None,
             similarity: None,
+            false_accept_rate: None,
             score: None,
             track_id: None,
             unknown_id: None,
@@ -131,6 +138,13 @@ impl WsFace {
     #[must_use]
     pub fn with_score(mut self, score: f32) -> Self {
         self.score = Some(score);
+        self
+    }
+
+    /// The same (identified) face with the estimated false-accept rate of its similarity.
+    #[must_use]
+    pub fn with_false_accept_rate(mut self, far: f64) -> Self {
+        self.false_accept_rate = Some(far);
         self
     }
 

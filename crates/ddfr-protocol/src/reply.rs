@@ -15,12 +15,16 @@ pub struct VerifyReply {
     pub is_match: bool,
     /// The threshold in force (per face model, or `DDFR_MATCH_THRESHOLD`).
     pub threshold: f32,
+    /// Estimated chance that two different people's faces score at least `similarity` with
+    /// the active model (see docs/evaluation.md); omitted when the model has no estimate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub false_accept_rate: Option<f64>,
 }
 
 impl VerifyReply {
     /// The reply for `similarity` against `threshold`: a match when `similarity >= threshold`.
     pub fn new(similarity: f32, threshold: f32) -> Self {
-        Self { similarity, is_match: similarity >= threshold, threshold }
+        Self { similarity, is_match: similarity >= threshold, threshold, false_accept_rate: None }
     }
 }
 

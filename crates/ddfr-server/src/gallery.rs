@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
 
 use ddfr_core::{Embedding, FaceId, ModelId, PersonId};
+use ddfr_eval::ImpostorModel;
 use ddfr_index::{EmbeddingIndex, Hit, IndexConfig, IndexError, build_index};
 use ddfr_protocol::PersonSummary;
 use ddfr_store::{PersonStore, StoreError, StoredEmbedding};
@@ -32,6 +33,7 @@ pub struct Gallery {
     index: RwLock<Box<dyn EmbeddingIndex>>,
     persons: RwLock<HashMap<PersonId, PersonSummary>>,
     generation: AtomicU64,
+    impostor: Option<ImpostorModel>,
 }
 
 impl Gallery {
@@ -68,7 +70,22 @@ impl Gallery {
             index: RwLock::new(index),
             persons: RwLock::new(persons.into_iter().map(|p| (p.id, p)).collect()),
             generation: AtomicU64::new(0),
+            impostor: None,
         })
+    }
+
+    /// The same gallery with the active model's impostor-score model, which turns a
+    /// similarity into an estimated false-accept rate ([`Gallery::false_accept_rate`]).
+    #[must_use]
+    pub fn with_impostor_model(mut self, model: Option<ImpostorModel>) -> Self {
+        self.impostor = model;
+        self
+    }
+
+    /// The estimated false-accept rate of one comparison at `similarity`, when the model has
+    /// an impostor-score model.
+    pub fn false_accept_rate(&self, similarity: f32) -> Option<f64> {
+        self.impostor.as_ref().map(|m| m.far_at(similarity))
     }
 
     /// The embedding model whose vectors the index holds.

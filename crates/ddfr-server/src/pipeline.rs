@@ -182,7 +182,11 @@ fn build_reply(
             decision.person.and_then(|c| gallery.person(c.person).map(|p| (p, c.similarity)));
         let mut face = match &named {
             Some((person, similarity)) => {
-                WsFace::identified(result.pixel_box, person, *similarity, today)
+                let face = WsFace::identified(result.pixel_box, person, *similarity, today);
+                match gallery.false_accept_rate(*similarity) {
+                    Some(far) => face.with_false_accept_rate(far),
+                    None => face,
+                }
             }
             None => WsFace::unknown(result.pixel_box),
         };

@@ -557,7 +557,10 @@ pub async fn verify(
             "no face was found in at least one of the images",
         ));
     };
-    Ok(Json(VerifyReply::new(a.similarity(&b), services.min_similarity)))
+    let similarity = a.similarity(&b);
+    let mut reply = VerifyReply::new(similarity, services.min_similarity);
+    reply.false_accept_rate = services.gallery.false_accept_rate(similarity);
+    Ok(Json(reply))
 }
 
 /// `GET /api/health`: 200 once models and index are loaded, 503 before.

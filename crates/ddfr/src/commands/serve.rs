@@ -92,8 +92,8 @@ async fn serve(engine: EngineArgs, args: ServeArgs) -> Result<()> {
 /// Loads the pack, opens the store and builds the gallery.
 async fn load_services(engine: &EngineArgs, args: &ServeArgs) -> Result<Services> {
     let workers = args.workers();
-    let engine = engine.clone();
-    let pack_task = tokio::task::spawn_blocking(move || engine.load_pack(workers));
+    let loader = engine.clone();
+    let pack_task = tokio::task::spawn_blocking(move || loader.load_pack(workers));
     let url = args.database_url();
     let store = ddfr_store::open_store(&url)
         .await
@@ -110,10 +110,19 @@ async fn load_services(engine: &EngineArgs, args: &ServeArgs) -> Result<Services
         min_similarity,
         "models loaded"
     );
+    let impostor_prior = engine
+        .manifest(None)?
+        .pack(&engine.pack)
+        .map(|spec| spec.impostor_prior.clone())
+        .unwrap_or_default();
+    if impostor_prior.is_none() {
+        tracing::info!("the pack has no impostor-score prior: replies carry no false_accept_rate");
+    }
     let gallery = Arc::new(
         Gallery::load(store.as_ref(), &model, pack.embedding_dim(), IndexConfig::default())
             .await
-            .context("building the face index from the store")?,
+            .context("building the face index from the store")?
+            .with_impostor_model(impostor_prior),
     );
     let pool = InferencePool::new(pack, workers);
     reembed_other_models(store.as_ref(), &pool, &gallery, &model).await?;
