@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
 
 use ddfr_core::{Embedding, FaceId, ModelId, PersonId};
-use ddfr_eval::ImpostorModel;
+use ddfr_eval::{ImpostorModel, PersonScore};
 use ddfr_index::{EmbeddingIndex, Hit, IndexConfig, IndexError, build_index};
 use ddfr_protocol::PersonSummary;
 use ddfr_store::{PersonStore, StoreError, StoredEmbedding};
@@ -26,12 +26,22 @@ pub enum GalleryError {
     Index(#[from] IndexError),
 }
 
+/// How a person with several samples is scored against a face: the trimmed mean of the
+/// similarities to their samples (the plain mean for one or two samples; for three or more the
+/// lowest and highest `max(1, k/4)` are dropped). Chosen by measurement with `ddfr evaluate
+/// --person-score` (docs/evaluation.md): unlike the best sample, it does not give a person with
+/// many photos more chances to match a stranger, and one bad photo does not move it much; it
+/// stays on the scale of one comparison, so the threshold and the FAR estimate apply to it.
+pub const PERSON_SCORE: PersonScore = PersonScore::Trimmed;
+
 /// Index and person table behind read-write locks.
 #[derive(Debug)]
 pub struct Gallery {
     model: ModelId,
     index: RwLock<Box<dyn EmbeddingIndex>>,
     persons: RwLock<HashMap<PersonId, PersonSummary>>,
+    /// Every sample's embedding by person, to score candidate persons with [`PERSON_SCORE`].
+    samples: RwLock<HashMap<PersonId, Vec<(FaceId, Embedding)>>>,
     generation: AtomicU64,
     impostor: Option<ImpostorModel>,
 }
@@ -63,12 +73,17 @@ impl Gallery {
         persons: Vec<PersonSummary>,
         embeddings: Vec<StoredEmbedding>,
     ) -> Result<Self, GalleryError> {
+        let mut samples: HashMap<PersonId, Vec<(FaceId, Embedding)>> = HashMap::new();
+        for e in &embeddings {
+            samples.entry(e.person).or_default().push((e.face, e.embedding.clone()));
+        }
         let items = embeddings.into_iter().map(|e| (e.face, e.person, e.embedding));
         let index = build_index(config, dim, items)?;
         Ok(Self {
             model,
             index: RwLock::new(index),
             persons: RwLock::new(persons.into_iter().map(|p| (p.id, p)).collect()),
+            samples: RwLock::new(samples),
             generation: AtomicU64::new(0),
             impostor: None,
         })
@@ -109,26 +124,42 @@ impl Gallery {
         index.search(std::slice::from_ref(query), k).into_iter().next().unwrap_or_default()
     }
 
-    /// The closest persons to each query, one entry per person with the similarity of their
-    /// closest sample ("best sample" scoring, see docs/recognition.md), best first, from the
-    /// `k_samples` closest samples. Empty lists while nobody is enrolled.
+    /// The closest persons to each query, best first: the persons owning the `k_samples`
+    /// closest samples, each scored over all of their samples with [`PERSON_SCORE`]. Empty
+    /// lists while nobody is enrolled.
     pub fn candidates(&self, queries: &[Embedding], k_samples: usize) -> Vec<Vec<Candidate>> {
-        let index = self.index.read().unwrap_or_else(PoisonError::into_inner);
-        if index.is_empty() {
-            return vec![Vec::new(); queries.len()];
-        }
-        index
-            .search(queries, k_samples)
-            .into_iter()
-            .map(|hits| {
-                let mut persons: Vec<Candidate> = Vec::new();
-                // Hits come best first, so the first hit of a person is their best sample.
+        let hits = {
+            let index = self.index.read().unwrap_or_else(PoisonError::into_inner);
+            if index.is_empty() {
+                return vec![Vec::new(); queries.len()];
+            }
+            index.search(queries, k_samples)
+        };
+        let samples = self.samples.read().unwrap_or_else(PoisonError::into_inner);
+        queries
+            .iter()
+            .zip(hits)
+            .map(|(query, hits)| {
+                let mut persons: Vec<PersonId> = Vec::new();
                 for hit in hits {
-                    if !persons.iter().any(|c| c.person == hit.person) {
-                        persons.push(Candidate { person: hit.person, similarity: hit.similarity });
+                    if !persons.contains(&hit.person) {
+                        persons.push(hit.person);
                     }
                 }
-                persons
+                let mut scored: Vec<Candidate> = persons
+                    .into_iter()
+                    .filter_map(|person| {
+                        let mut similarities: Vec<f32> = samples
+                            .get(&person)?
+                            .iter()
+                            .map(|(_, e)| e.similarity(query))
+                            .collect();
+                        let similarity = PERSON_SCORE.combine(&mut similarities);
+                        similarity.is_finite().then_some(Candidate { person, similarity })
+                    })
+                    .collect();
+                scored.sort_by(|a, b| b.similarity.total_cmp(&a.similarity));
+                scored
             })
             .collect()
     }
@@ -146,6 +177,7 @@ impl Gallery {
     /// Removes a person and every face of theirs from the index.
     pub fn remove_person(&self, id: PersonId) {
         self.index.write().unwrap_or_else(PoisonError::into_inner).remove_person(id);
+        self.samples.write().unwrap_or_else(PoisonError::into_inner).remove(&id);
         self.persons.write().unwrap_or_else(PoisonError::into_inner).remove(&id);
         self.changed();
     }
@@ -161,6 +193,12 @@ impl Gallery {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
             .insert(face, person, embedding)?;
+        self.samples
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(person)
+            .or_default()
+            .push((face, embedding.clone()));
         self.changed();
         Ok(())
     }
@@ -168,6 +206,9 @@ impl Gallery {
     /// Removes one face.
     pub fn remove_face(&self, face: FaceId) {
         self.index.write().unwrap_or_else(PoisonError::into_inner).remove_face(face);
+        for samples in self.samples.write().unwrap_or_else(PoisonError::into_inner).values_mut() {
+            samples.retain(|(id, _)| *id != face);
+        }
         self.changed();
     }
 
@@ -179,5 +220,73 @@ impl Gallery {
     /// Number of faces in the index.
     pub fn n_faces(&self) -> usize {
         self.index.read().unwrap_or_else(PoisonError::into_inner).len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ddfr_protocol::{Relationship, Role};
+
+    fn unit(values: &[f32]) -> Embedding {
+        Embedding::from_raw(values.to_vec()).unwrap()
+    }
+
+    fn summary(id: i64) -> PersonSummary {
+        PersonSummary {
+            id: PersonId(id),
+            name: format!("p{id}"),
+            surname: "s".to_owned(),
+            birthday: "1990-01-01".parse().unwrap(),
+            relationship: Relationship::Amico,
+            role: Role::Guest,
+        }
+    }
+
+    fn stored(face: i64, person: i64, embedding: Embedding) -> StoredEmbedding {
+        StoredEmbedding { face: FaceId(face), person: PersonId(person), embedding }
+    }
+
+    #[test]
+    fn persons_are_scored_by_the_trimmed_mean_of_their_samples() {
+        let query = unit(&[1.0, 0.0]);
+        let at = |cos: f32| unit(&[cos, (1.0 - cos * cos).sqrt()]);
+        // Person 1: one lucky sample (0.99) and three ordinary ones: the trimmed mean drops the
+        // extremes. Person 2: two samples at 0.9 and 0.85: their mean.
+        let embeddings = vec![
+            stored(1, 1, at(0.99)),
+            stored(2, 1, at(0.8)),
+            stored(3, 1, at(0.8)),
+            stored(4, 1, at(0.78)),
+            stored(5, 2, at(0.9)),
+            stored(6, 2, at(0.85)),
+        ];
+        let gallery = Gallery::from_parts(
+            ModelId::new("m"),
+            2,
+            IndexConfig::default(),
+            vec![summary(1), summary(2)],
+            embeddings,
+        )
+        .unwrap();
+        let candidates = &gallery.candidates(std::slice::from_ref(&query), 16)[0];
+        assert_eq!(candidates[0].person, PersonId(2));
+        assert!((candidates[0].similarity - 0.875).abs() < 1e-4, "{candidates:?}");
+        assert_eq!(candidates[1].person, PersonId(1));
+        assert!((candidates[1].similarity - 0.8).abs() < 1e-4, "{candidates:?}");
+
+        // Removing person 2's better sample and adding a face to person 1 rescore at once.
+        let generation = gallery.generation();
+        gallery.remove_face(FaceId(5));
+        gallery.insert_face(FaceId(7), PersonId(1), &at(0.97)).unwrap();
+        assert!(gallery.generation() > generation);
+        let candidates = &gallery.candidates(std::slice::from_ref(&query), 16)[0];
+        // Person 1: 0.99, 0.97, 0.8, 0.8, 0.78 → one dropped at each end → mean(0.97, 0.8, 0.8).
+        assert_eq!(candidates[0].person, PersonId(1));
+        assert!((candidates[0].similarity - 2.57 / 3.0).abs() < 1e-4, "{candidates:?}");
+        assert_eq!(candidates[1].person, PersonId(2));
+        assert!((candidates[1].similarity - 0.85).abs() < 1e-4, "{candidates:?}");
+        gallery.remove_person(PersonId(2));
+        assert_eq!(gallery.candidates(std::slice::from_ref(&query), 16)[0].len(), 1);
     }
 }
