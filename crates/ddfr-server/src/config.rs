@@ -13,9 +13,25 @@ pub const MAX_WS_MESSAGE_BYTES: usize = 2 * 1024 * 1024;
 /// Largest REST upload (multipart body of a photo): 10 MiB plus room for the form framing.
 pub const MAX_UPLOAD_BYTES: usize = 10 * 1024 * 1024 + 64 * 1024;
 
-/// How often an idle `/ws` connection is pinged; a peer that answers nothing (no pong, no
-/// frame) for two intervals is dropped, so dead peers free their slot within ~40 s.
+/// How often a `/ws` connection is pinged.
 pub const WS_PING_INTERVAL: Duration = Duration::from_secs(20);
+
+/// How long the pong to a ping may take. A peer that does not answer in time is either dead or
+/// no longer reading (a reading client answers pings on its own): it is closed with 1008, so
+/// such a peer frees its slot within [`WS_PING_INTERVAL`] + [`WS_PONG_TIMEOUT`] (30 s).
+pub const WS_PONG_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Most `/ws` connections open at once (sized for 2 cores); further handshakes get HTTP 503
+/// `too_many_connections` before the upgrade.
+pub const MAX_WS_CONNECTIONS: usize = 16;
+
+/// Most frames per second one `/ws` connection may have processed; faster frames wait for their
+/// turn and a newer one replaces them (counted, no reply), even when the server is idle. 120:
+/// above what one connection gets on 2 cores (≈ 110 FPS full frames, 120 FPS crops), so it
+/// never slows a well-behaved client here (the browser's crops mode aims at ≥ 60 FPS), while a
+/// larger machine still cannot be monopolised by one client. reliability.md's 30 FPS suits
+/// servers whose clients are cameras at ≤ 30 FPS: set `DDFR_WS_MAX_FPS=30` there.
+pub const WS_MAX_FPS: u32 = 120;
 
 /// How long sending one reply may take before the client is considered stalled and the
 /// connection is closed: a client that stops reading cannot hold server memory.
@@ -67,6 +83,12 @@ pub struct ServerConfig {
     pub ws_ping_interval: Duration,
     /// How long one reply may take to send before the connection is dropped.
     pub ws_send_timeout: Duration,
+    /// How long a pong may take before the peer is closed as dead or not reading.
+    pub ws_pong_timeout: Duration,
+    /// Most `/ws` connections open at once.
+    pub max_ws_connections: usize,
+    /// Most frames per second per `/ws` connection.
+    pub ws_max_fps: u32,
     /// How long shutdown waits for open connections.
     pub shutdown_grace: Duration,
     /// Refuse enrollment photos that match another person better (`looks_like_other_person`)
@@ -86,6 +108,9 @@ impl ServerConfig {
             max_upload_bytes: MAX_UPLOAD_BYTES,
             ws_ping_interval: WS_PING_INTERVAL,
             ws_send_timeout: WS_SEND_TIMEOUT,
+            ws_pong_timeout: WS_PONG_TIMEOUT,
+            max_ws_connections: MAX_WS_CONNECTIONS,
+            ws_max_fps: WS_MAX_FPS,
             shutdown_grace: SHUTDOWN_GRACE,
             strict_enrollment: false,
         }

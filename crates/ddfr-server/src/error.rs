@@ -73,6 +73,18 @@ impl ApiError {
         )
     }
 
+    /// 429 `too_many_attempts`: too many failed authentications from this client; the
+    /// caller adds `Retry-After`.
+    pub fn too_many_attempts(retry_after_seconds: u64) -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_attempts",
+            format!(
+                "too many failed authentication attempts from this client; retry in                  {retry_after_seconds} s"
+            ),
+        )
+    }
+
     /// 422 `invalid_image`.
     pub fn invalid_image(message: impl Into<String>) -> Self {
         Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_image", message)

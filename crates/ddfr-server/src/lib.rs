@@ -7,6 +7,7 @@
 //! Routes: `/ws` (frames and crops messages), `/api/*` (REST, see `docs/api.md`),
 //! `/openapi.json`, and the web app at `/`.
 
+pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod error;
@@ -22,15 +23,18 @@ pub mod web;
 pub mod ws;
 
 use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{delete, get, post};
+use axum::{Extension, Router};
 use tokio::net::TcpListener;
 
+pub use auth::AuthThrottle;
 pub use config::{ApiToken, ServerConfig};
 pub use error::ApiError;
 pub use gallery::{Gallery, GalleryError};
@@ -41,8 +45,14 @@ pub use visitors::{VisitorRegistry, VisitorsConfig};
 /// How often shutdown checks whether every `/ws` connection has closed.
 const SHUTDOWN_POLL: std::time::Duration = std::time::Duration::from_millis(20);
 
-/// The whole app.
+/// The whole app, with the default brute-force throttle ([`AuthThrottle::MAX_FAILURES`] per
+/// [`AuthThrottle::WINDOW`]).
 pub fn router(state: AppState) -> Router {
+    router_with_throttle(state, Arc::new(AuthThrottle::default()))
+}
+
+/// The whole app with a given brute-force throttle (tests use a short window).
+pub fn router_with_throttle(state: AppState, throttle: Arc<AuthThrottle>) -> Router {
     let max_body = state.config().max_upload_bytes;
     let protected = Router::new()
         .route("/api/persons", post(rest::create_person).get(rest::list_persons))
@@ -50,6 +60,7 @@ pub fn router(state: AppState) -> Router {
             "/api/persons/{id}",
             get(rest::get_person).patch(rest::update_person).delete(rest::delete_person),
         )
+        .route("/api/persons/{id}/export", get(audit::export_person))
         .route("/api/persons/{id}/faces", post(rest::add_face).get(rest::list_faces))
         .route(
             "/api/persons/{id}/faces/batch",
@@ -58,6 +69,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/persons/{id}/faces/{face_id}", delete(rest::delete_face))
         .route("/api/persons/{id}/faces/{face_id}/crop", get(rest::face_crop))
         .route("/api/recognize", post(rest::recognize))
+        .route("/api/audit", get(audit::list_audit))
         .route("/api/unknowns", get(unknowns::list_unknowns))
         .route("/api/unknowns/{id}", delete(unknowns::delete_unknown))
         .route("/api/unknowns/{id}/crop", get(unknowns::unknown_crop))
@@ -85,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .merge(api_fallback)
         .merge(web::web_routes(web_dir.as_deref()))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(Extension(throttle))
         .layer(tower_http::trace::TraceLayer::new_for_http().on_failure(
             // Failures are logged once, by `ApiError`, with their cause.
             tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),
@@ -109,7 +122,9 @@ pub async fn serve(
         let _ = stopped_tx.send(());
     };
     let grace = state.config().shutdown_grace;
-    let server = axum::serve(listener, app).with_graceful_shutdown(signal);
+    // The peer address feeds the brute-force throttle (per client IP).
+    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(signal);
     tokio::select! {
         result = server => result?,
         () = async {

@@ -2,7 +2,7 @@
 
 use utoipa::OpenApi;
 
-use crate::{auth, rest, unknowns};
+use crate::{audit, auth, rest, unknowns};
 
 /// The OpenAPI document of the REST API (the `/ws` protocol is described in `docs/websocket.md`).
 #[derive(Debug, OpenApi)]
@@ -13,7 +13,7 @@ use crate::{auth, rest, unknowns};
         rest::delete_person, rest::add_face, rest::add_faces, rest::list_faces, rest::delete_face, rest::face_crop,
         rest::recognize, rest::verify, rest::health, auth::login, auth::logout,
         unknowns::list_unknowns, unknowns::unknown_crop, unknowns::delete_unknown,
-        unknowns::promote_unknown,
+        unknowns::promote_unknown, audit::list_audit, audit::export_person,
     ),
     components(schemas(
         ddfr_protocol::ErrorBody, ddfr_protocol::ErrorDetail, ddfr_protocol::FieldError,

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::multipart::{Multipart, MultipartError, MultipartRejection};
 use axum::extract::rejection::QueryRejection;
@@ -10,6 +9,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use ddfr_core::{FaceId, PersonId};
 use ddfr_engine::EngineError;
 use ddfr_engine::decode::{DecodeLimits, sniff_format};
@@ -18,9 +18,10 @@ use ddfr_protocol::{
     PageQuery, PersonList, PersonPatch, PersonView, PhotoResult, VerifyReply, age_on,
     parse_json_body,
 };
-use ddfr_store::{FaceSample, NewFace, Person};
+use ddfr_store::{AuditResult, FaceSample, NewFace, Person};
 use serde::Serialize;
 
+use crate::audit::{Actor, AuditAction, Target, record};
 use crate::error::ApiError;
 use crate::pipeline::{
     EnrollError, FrameOutcome, Naming, Screening, enroll_photo, largest_face_embedding,
@@ -48,7 +49,7 @@ pub(crate) fn person_view(person: &Person, today: Date) -> PersonView {
     }
 }
 
-fn face_view(face: &FaceSample) -> FaceView {
+pub(crate) fn face_view(face: &FaceSample) -> FaceView {
     FaceView {
         id: face.id.0,
         top: face.bbox.top,
@@ -60,7 +61,7 @@ fn face_view(face: &FaceSample) -> FaceView {
 }
 
 /// Path ids that are not integers name nothing: 404.
-fn person_id(raw: &str) -> Result<PersonId, ApiError> {
+pub(crate) fn person_id(raw: &str) -> Result<PersonId, ApiError> {
     raw.parse().map(PersonId).map_err(|_| {
         ApiError::new(StatusCode::NOT_FOUND, "person_not_found", format!("no person with id {raw}"))
     })
@@ -126,6 +127,7 @@ async fn read_fields<const N: usize>(
     responses((status = 201, body = PersonView), (status = 422, body = ddfr_protocol::ErrorBody)))]
 pub async fn create_person(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<PersonView>), ApiError> {
     let services = state.services()?;
@@ -135,6 +137,9 @@ pub async fn create_person(
         .map_err(ApiError::validation)?;
     let person = services.store.create_person(&fields).await?;
     services.gallery.upsert_person(person.summary());
+    let target = Some(Target::person(person.id));
+    let store = services.store.as_ref();
+    record(store, actor, AuditAction::PersonCreate, target, AuditResult::Success, None).await;
     Ok((StatusCode::CREATED, Json(person_view(&person, today))))
 }
 
@@ -172,6 +177,7 @@ pub async fn get_person(
     responses((status = 200, body = PersonView), (status = 404, body = ddfr_protocol::ErrorBody), (status = 422, body = ddfr_protocol::ErrorBody)))]
 pub async fn update_person(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     body: Bytes,
 ) -> Result<Json<PersonView>, ApiError> {
@@ -183,6 +189,21 @@ pub async fn update_person(
         .map_err(ApiError::validation)?;
     let person = services.store.update_person(id, &changes).await?;
     services.gallery.upsert_person(person.summary());
+    // The names of the changed fields, never their values.
+    let changed: Vec<&str> = [
+        ("name", changes.name.is_some()),
+        ("surname", changes.surname.is_some()),
+        ("birthday", changes.birthday.is_some()),
+        ("relationship", changes.relationship.is_some()),
+        ("role", changes.role.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(field, changed)| changed.then_some(field))
+    .collect();
+    let detail = Some(format!("fields={}", changed.join(",")));
+    let store = services.store.as_ref();
+    let target = Some(Target::person(id));
+    record(store, actor, AuditAction::PersonUpdate, target, AuditResult::Success, detail).await;
     Ok(Json(person_view(&person, today)))
 }
 
@@ -191,6 +212,7 @@ pub async fn update_person(
     responses((status = 204, description = "Deleted"), (status = 404, body = ddfr_protocol::ErrorBody)))]
 pub async fn delete_person(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let services = state.services()?;
@@ -198,6 +220,8 @@ pub async fn delete_person(
     services.store.delete_person(id).await?;
     services.gallery.remove_person(id);
     tracing::info!(person = id.0, "person deleted");
+    let (store, target) = (services.store.as_ref(), Some(Target::person(id)));
+    record(store, actor, AuditAction::PersonDelete, target, AuditResult::Success, None).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -358,6 +382,7 @@ async fn enroll_one(
         (status = 422, description = "no_face, multiple_faces, face_too_small, blurry, extreme_pose, looks_like_other_person (strict) or invalid_image", body = ddfr_protocol::ErrorBody)))]
 pub async fn add_face(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     query: Result<Query<EnrollQuery>, QueryRejection>,
     multipart: Result<Multipart, MultipartRejection>,
@@ -368,7 +393,11 @@ pub async fn add_face(
     services.store.person(id).await?;
     let [image] = read_fields(multipart, ["image"]).await?;
     match enroll_one(&services, id, image, strict).await? {
-        Enrolled::New(sample) => Ok((StatusCode::CREATED, Json(face_view(&sample)))),
+        Enrolled::New(sample) => {
+            let (store, target) = (services.store.as_ref(), Some(Target::face(id, sample.id)));
+            record(store, actor, AuditAction::FaceEnroll, target, AuditResult::Success, None).await;
+            Ok((StatusCode::CREATED, Json(face_view(&sample))))
+        }
         Enrolled::Duplicate(existing) => Ok((StatusCode::OK, Json(existing))),
     }
 }
@@ -419,6 +448,7 @@ async fn read_images(
         (status = 422, description = "no image field, or more than 10", body = ddfr_protocol::ErrorBody)))]
 pub async fn add_faces(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
     query: Result<Query<EnrollQuery>, QueryRejection>,
     multipart: Result<Multipart, MultipartRejection>,
@@ -429,24 +459,46 @@ pub async fn add_faces(
     services.store.person(id).await?;
     let images = read_images(multipart).await?;
     let mut results = Vec::with_capacity(images.len());
+    // One summarising audit entry: the stored sample ids and the other outcomes' counts.
+    let (mut enrolled, mut skipped, mut rejected) = (Vec::new(), 0usize, 0usize);
+    let summary = |enrolled: &[i64], skipped: usize, rejected: usize| {
+        let ids = enrolled.iter().map(i64::to_string).collect::<Vec<_>>().join(",");
+        Some(format!("enrolled_faces=[{ids}] skipped={skipped} rejected={rejected}"))
+    };
+    let target = Some(Target::person(id));
     for (index, (filename, image)) in images.into_iter().enumerate() {
         let (status, code, message, face) = match enroll_one(&services, id, image, strict).await {
             Ok(Enrolled::New(sample)) => {
+                enrolled.push(sample.id.0);
                 (EnrollStatus::Enrolled, None, None, Some(face_view(&sample)))
             }
             Ok(Enrolled::Duplicate(existing)) => (
-                EnrollStatus::Skipped,
+                {
+                    skipped += 1;
+                    EnrollStatus::Skipped
+                },
                 Some("near_duplicate".to_owned()),
                 Some(format!("nearly identical to face sample {}", existing.id)),
                 Some(existing),
             ),
-            Err(error) if error.status.is_server_error() => return Err(error),
+            Err(error) if error.status.is_server_error() => {
+                // Samples stored before the failure stay stored: audit them.
+                let detail = summary(&enrolled, skipped, rejected);
+                let store = services.store.as_ref();
+                record(store, actor, AuditAction::FacesBatch, target, AuditResult::Failure, detail)
+                    .await;
+                return Err(error);
+            }
             Err(error) => {
+                rejected += 1;
                 (EnrollStatus::Rejected, Some(error.code.to_owned()), Some(error.message), None)
             }
         };
         results.push(PhotoResult { index, filename, status, code, message, face });
     }
+    let detail = summary(&enrolled, skipped, rejected);
+    let store = services.store.as_ref();
+    record(store, actor, AuditAction::FacesBatch, target, AuditResult::Success, detail).await;
     Ok(Json(BatchEnrollReply::new(results)))
 }
 
@@ -468,12 +520,15 @@ pub async fn list_faces(
     responses((status = 204, description = "Deleted"), (status = 404, body = ddfr_protocol::ErrorBody)))]
 pub async fn delete_face(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path((id, face)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     let services = state.services()?;
     let (id, face) = (person_id(&id)?, face_id(&face)?);
     services.store.delete_face(id, face).await?;
     services.gallery.remove_face(face);
+    let (store, target) = (services.store.as_ref(), Some(Target::face(id, face)));
+    record(store, actor, AuditAction::FaceDelete, target, AuditResult::Success, None).await;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -37,8 +37,18 @@ pub struct WsCounters {
     pub open: AtomicU64,
     /// Frames received.
     pub received: AtomicU64,
-    /// Frames replaced by a newer one before processing (latest frame wins).
+    /// Frames dropped without a reply: replaced by a newer one before processing (latest frame
+    /// wins) or over the per-connection frame rate.
     pub dropped: AtomicU64,
+    /// The part of `dropped` replaced while waiting only for the per-connection frame rate.
+    pub rate_limited: AtomicU64,
+    /// Connection slots taken, counted from the accepted handshake (at most the configured
+    /// maximum; see `ws.rs`).
+    pub slots: AtomicU64,
+    /// Handshakes refused because every slot was taken.
+    pub refused: AtomicU64,
+    /// Connections closed because the peer stopped answering pings (dead or not reading).
+    pub unresponsive: AtomicU64,
 }
 
 #[derive(Debug)]

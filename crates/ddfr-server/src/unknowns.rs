@@ -3,18 +3,19 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
 use ddfr_core::{PixelBox, VisitorId};
 use ddfr_protocol::{
     FieldError, NewPerson, PersonView, Timestamp, UnknownList, UnknownView, parse_json_body,
 };
-use ddfr_store::NewFace;
+use ddfr_store::{AuditResult, NewFace};
 
+use crate::audit::{Actor, AuditAction, Target, record};
 use crate::error::ApiError;
 use crate::rest::person_view;
 use crate::state::{AppState, Services, today};
@@ -100,6 +101,7 @@ pub async fn unknown_crop(
     responses((status = 204, description = "Deleted"), (status = 404, body = ddfr_protocol::ErrorBody)))]
 pub async fn delete_unknown(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(raw): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let services = state.services()?;
@@ -108,6 +110,8 @@ pub async fn delete_unknown(
     services.store.delete_visitor(id).await?;
     registry.remove(id);
     tracing::info!(visitor = id.0, "unknown visitor deleted");
+    let (store, target) = (services.store.as_ref(), Some(Target::unknown(id, None)));
+    record(store, actor, AuditAction::UnknownDelete, target, AuditResult::Success, None).await;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -120,6 +124,7 @@ pub async fn delete_unknown(
         (status = 422, body = ddfr_protocol::ErrorBody)))]
 pub async fn promote_unknown(
     State(state): State<AppState>,
+    Extension(actor): Extension<Actor>,
     Path(raw): Path<String>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<PersonView>), ApiError> {
@@ -166,5 +171,9 @@ pub async fn promote_unknown(
         faces = person.n_faces,
         "unknown visitor promoted"
     );
+    let target = Some(Target::unknown(id, Some(person.id)));
+    let detail = Some(format!("person={} faces={}", person.id.0, person.n_faces));
+    let store = services.store.as_ref();
+    record(store, actor, AuditAction::UnknownPromote, target, AuditResult::Success, detail).await;
     Ok((StatusCode::CREATED, Json(person_view(&person, today))))
 }

@@ -4,7 +4,9 @@
 //! waiting one (latest frame wins) and the replaced one is counted as dropped and gets no
 //! reply. Replies go out in the order frames were processed. An undecodable frame or a failed
 //! one is answered with `null` and the connection stays open; only transport errors, a close,
-//! a stalled reader, a silent peer or shutdown end it.
+//! a stalled reader, a peer that stops answering pings (dead or not reading) or shutdown end
+//! it. At most `max_ws_connections` connections are open at once (more handshakes get 503),
+//! and frames faster than `ws_max_fps` per connection are dropped.
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -30,6 +32,81 @@ use crate::state::{AppState, Services, today};
 /// small JSON, so this bounds what a client that stops reading costs the server.
 const MAX_WRITE_BUFFER_BYTES: usize = 256 * 1024;
 
+/// How long sending a close frame to a peer that may not be reading is attempted.
+const CLOSE_SEND_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Close code for a peer that stopped answering pings (dead, or not reading its replies).
+pub const CLOSE_UNRESPONSIVE: u16 = close_code::POLICY;
+
+/// A taken `/ws` connection slot, given back on drop (also when the upgrade fails).
+#[derive(Debug)]
+pub struct ConnectionSlot(AppState);
+
+impl ConnectionSlot {
+    /// Takes a slot when fewer than `max_ws_connections` are taken; `None` otherwise (and the
+    /// refusal is counted).
+    pub fn take(state: &AppState) -> Option<Self> {
+        let max = state.config().max_ws_connections as u64;
+        let counters = state.ws_counters();
+        match counters.slots.fetch_update(Ordering::AcqRel, Ordering::Acquire, |taken| {
+            (taken < max).then_some(taken + 1)
+        }) {
+            Ok(_) => Some(Self(state.clone())),
+            Err(_) => {
+                counters.refused.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
+    }
+}
+
+impl Drop for ConnectionSlot {
+    fn drop(&mut self) {
+        self.0.ws_counters().slots.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Per-connection frame-rate cap on frames *processed*: a frame waits for a token before it
+/// starts (at most 1/fps), and a newer frame replaces a waiting one (counted as dropped), so a
+/// client that waits for each reply is slowed, never stalled. A token bucket refilled at `fps` tokens per second holding
+/// at most a tenth of a second's worth (at least one), so a client sending at the cap with
+/// jitter loses nothing while a faster one is held to the cap on average.
+#[derive(Debug)]
+pub struct FrameRate {
+    per_second: f64,
+    capacity: f64,
+    tokens: f64,
+    last: Instant,
+}
+
+impl FrameRate {
+    /// A full bucket for `fps` frames per second (at least 1).
+    pub fn new(fps: u32, now: Instant) -> Self {
+        let per_second = f64::from(fps.max(1));
+        let capacity = (per_second / 10.0).max(1.0);
+        Self { per_second, capacity, tokens: capacity, last: now }
+    }
+
+    /// Takes a token for a frame starting at `now`, or says how long until one is available.
+    pub fn try_take(&mut self, now: Instant) -> Result<(), Duration> {
+        let elapsed = now.saturating_duration_since(self.last).as_secs_f64();
+        self.last = now;
+        self.tokens = (self.tokens + elapsed * self.per_second).min(self.capacity);
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(Duration::try_from_secs_f64((1.0 - self.tokens) / self.per_second)
+                .unwrap_or(Duration::from_millis(1)))
+        }
+    }
+
+    /// Whether a frame starting at `now` is within the rate (and takes its token).
+    pub fn admit(&mut self, now: Instant) -> bool {
+        self.try_take(now).is_ok()
+    }
+}
+
 /// `GET /ws`: checks the `Origin`, then upgrades. (The bearer token, when configured, is
 /// checked by the auth middleware before this runs.)
 pub async fn ws_handler(
@@ -50,15 +127,31 @@ pub async fn ws_handler(
         Ok(services) => services,
         Err(error) => return error.into_response(),
     };
+    let Some(slot) = ConnectionSlot::take(&state) else {
+        tracing::warn!(
+            max = state.config().max_ws_connections,
+            "refused a /ws handshake: too many connections"
+        );
+        return ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_connections",
+            format!(
+                "at most {} WebSocket connections may be open at once; retry later",
+                state.config().max_ws_connections
+            ),
+        )
+        .into_response();
+    };
     let max = state.config().max_ws_message_bytes;
     upgrade
         .max_message_size(max)
         .max_frame_size(max)
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .on_failed_upgrade(|error| tracing::warn!(%error, "websocket upgrade failed"))
-        .on_upgrade(move |socket: WebSocket| {
+        .on_upgrade(move |socket: WebSocket| async move {
+            let _slot = slot;
             let (sink, stream) = socket.split();
-            run_connection(sink, stream, state, services)
+            run_connection(sink, stream, state, services).await;
         })
 }
 
@@ -131,6 +224,14 @@ fn close_message(code: u16, reason: &'static str) -> Message {
     Message::Close(Some(CloseFrame { code, reason: Utf8Bytes::from_static(reason) }))
 }
 
+/// Sleeps until `deadline`; never resolves without one (for `select!`).
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Whether a read error is a message over the size limit.
 fn is_too_big(error: axum::Error) -> bool {
     error
@@ -146,7 +247,7 @@ enum Ended {
     TransportError,
     TooBig,
     Stalled,
-    Silent,
+    Unresponsive,
     Shutdown,
 }
 
@@ -170,20 +271,30 @@ pub async fn run_connection<S, R>(
     let mut shutdown: watch::Receiver<bool> = state.shutdown_signal();
     let mut ping = tokio::time::interval(config.ws_ping_interval);
     ping.tick().await;
-    let mut last_heard = Instant::now();
+    // The ping awaiting its pong: its payload and when the pong is due.
+    let mut ping_seq = 0u64;
+    let mut pong_due: Option<(u64, tokio::time::Instant)> = None;
+    let mut rate = FrameRate::new(config.ws_max_fps, Instant::now());
     let opened = Instant::now();
     let tracker: SharedTracker =
         Arc::new(Mutex::new(StreamState::new(services.min_similarity, services.visitors.clone())));
     let mut pending: Option<Bytes> = None;
     let mut in_flight: Option<std::pin::Pin<Box<dyn Future<Output = String> + Send>>> = None;
-    let (mut n_frames, mut n_dropped, mut n_replies) = (0u64, 0u64, 0u64);
+    let (mut n_frames, mut n_dropped, mut n_replies, mut n_rate_limited) = (0u64, 0u64, 0u64, 0u64);
 
     let ended = loop {
         if *shutdown.borrow() {
             let _ = sink.send(close_message(close_code::AWAY, "server shutting down")).await;
             break Ended::Shutdown;
         }
+        // When a frame waits only for the frame-rate cap: the instant its token is due.
+        let mut rate_due = None;
         if in_flight.is_none()
+            && pending.is_some()
+            && let Err(wait) = rate.try_take(Instant::now())
+        {
+            rate_due = Some(tokio::time::Instant::now() + wait);
+        } else if in_flight.is_none()
             && let Some(bytes) = pending.take()
         {
             let job = process(
@@ -206,51 +317,113 @@ pub async fn run_connection<S, R>(
                     Err(_) => break Ended::Stalled,
                 }
             }
-            message = stream.next() => match message {
-                None => break Ended::ClientClosed,
-                Some(Ok(Message::Binary(bytes))) => {
-                    last_heard = Instant::now();
-                    n_frames += 1;
-                    counters.received.fetch_add(1, Ordering::Relaxed);
-                    if pending.replace(bytes).is_some() {
-                        n_dropped += 1;
-                        counters.dropped.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-                Some(Ok(Message::Text(text))) => {
+            () = sleep_until(rate_due) => {}
+            () = sleep_until(pong_due.map(|(_, due)| due)) => {
+                counters.unresponsive.fetch_add(1, Ordering::Relaxed);
+                let close = close_message(CLOSE_UNRESPONSIVE, "no pong: peer dead or not reading");
+                let _ = tokio::time::timeout(CLOSE_SEND_TIMEOUT, sink.send(close)).await;
+                break Ended::Unresponsive;
+            }
+            message = stream.next() => {
+                let frame = match message {
+                    None => break Ended::ClientClosed,
+                    Some(Ok(Message::Binary(bytes))) => bytes,
                     // Not an image: answered with null like any undecodable frame.
-                    last_heard = Instant::now();
-                    n_frames += 1;
-                    if pending.replace(Bytes::from(text.as_str().to_owned())).is_some() {
-                        n_dropped += 1;
-                        counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    Some(Ok(Message::Text(text))) => Bytes::from(text.as_str().to_owned()),
+                    Some(Ok(Message::Pong(payload))) => {
+                        if pong_due.is_some_and(|(seq, _)| payload.as_ref() == seq.to_be_bytes()) {
+                            pong_due = None;
+                        }
+                        continue;
+                    }
+                    Some(Ok(Message::Ping(_))) => continue,
+                    Some(Ok(Message::Close(_))) => break Ended::ClientClosed,
+                    Some(Err(error)) => {
+                        if is_too_big(error) {
+                            let _ = sink.send(close_message(close_code::SIZE, "message too big")).await;
+                            break Ended::TooBig;
+                        }
+                        break Ended::TransportError;
+                    }
+                };
+                n_frames += 1;
+                counters.received.fetch_add(1, Ordering::Relaxed);
+                if pending.replace(frame).is_some() {
+                    n_dropped += 1;
+                    counters.dropped.fetch_add(1, Ordering::Relaxed);
+                    if in_flight.is_none() {
+                        // Nothing in flight: the replaced frame waited only for the rate cap.
+                        n_rate_limited += 1;
+                        counters.rate_limited.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => last_heard = Instant::now(),
-                Some(Ok(Message::Close(_))) => break Ended::ClientClosed,
-                Some(Err(error)) => {
-                    if is_too_big(error) {
-                        let _ = sink.send(close_message(close_code::SIZE, "message too big")).await;
-                        break Ended::TooBig;
-                    }
-                    break Ended::TransportError;
-                }
-            },
+            }
             _ = ping.tick() => {
-                if last_heard.elapsed() > config.ws_ping_interval * 2 {
-                    let _ = sink.send(close_message(close_code::POLICY, "no pong")).await;
-                    break Ended::Silent;
-                }
-                if tokio::time::timeout(config.ws_send_timeout, sink.send(Message::Ping(Bytes::new()))).await.is_err() {
-                    break Ended::Stalled;
+                if pong_due.is_none() {
+                    ping_seq += 1;
+                    let ping = Message::Ping(Bytes::copy_from_slice(&ping_seq.to_be_bytes()));
+                    if tokio::time::timeout(config.ws_send_timeout, sink.send(ping)).await.is_err() {
+                        break Ended::Stalled;
+                    }
+                    pong_due = Some((ping_seq, tokio::time::Instant::now() + config.ws_pong_timeout));
                 }
             }
         }
     };
-    if matches!(ended, Ended::Stalled) {
-        tracing::warn!(connection, "client stopped reading; connection dropped");
-    }
-    let _ = tokio::time::timeout(config.ws_send_timeout, sink.close()).await;
+    let close_timeout = match ended {
+        Ended::Stalled | Ended::Unresponsive => {
+            tracing::warn!(connection, reason = ?ended, "client stopped reading or answering; connection dropped");
+            CLOSE_SEND_TIMEOUT
+        }
+        _ => config.ws_send_timeout,
+    };
+    let _ = tokio::time::timeout(close_timeout, sink.close()).await;
     counters.open.fetch_sub(1, Ordering::Relaxed);
-    tracing::info!(connection, reason = ?ended, frames = n_frames, replies = n_replies, dropped = n_dropped, "websocket disconnected");
+    tracing::info!(connection, reason = ?ended, frames = n_frames, replies = n_replies, dropped = n_dropped, rate_limited = n_rate_limited, "websocket disconnected");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ServerConfig;
+
+    #[test]
+    fn frame_rate_holds_a_fast_sender_to_the_cap_and_spares_a_jittery_one() {
+        let start = Instant::now();
+        // 100 FPS for 10 s against a 30 FPS cap.
+        let mut rate = FrameRate::new(30, start);
+        let admitted =
+            (0..1000).filter(|i| rate.admit(start + Duration::from_millis(i * 10))).count();
+        assert!((295..=305).contains(&admitted), "{admitted} of 1000 frames admitted");
+        // 30 FPS with +-5 ms jitter: nothing dropped.
+        let mut rate = FrameRate::new(30, start);
+        let dropped = (0..300u64)
+            .filter(|i| {
+                let jitter = if i % 2 == 0 { 5 } else { 0 };
+                !rate.admit(start + Duration::from_micros(i * 33_334 + jitter * 1000))
+            })
+            .count();
+        assert_eq!(dropped, 0);
+        // An idle pause does not bank more than a tenth of a second's worth.
+        let mut rate = FrameRate::new(30, start);
+        let later = start + Duration::from_secs(60);
+        let burst = (0..10).filter(|_| rate.admit(later)).count();
+        assert_eq!(burst, 3);
+    }
+
+    #[test]
+    fn connection_slots_are_capped_and_given_back() {
+        let mut config = ServerConfig::new("127.0.0.1:0".parse().unwrap());
+        config.max_ws_connections = 2;
+        let state = AppState::new(config);
+        let first = ConnectionSlot::take(&state).unwrap();
+        let second = ConnectionSlot::take(&state).unwrap();
+        assert!(ConnectionSlot::take(&state).is_none());
+        assert_eq!(state.ws_counters().refused.load(Ordering::Relaxed), 1);
+        drop(first);
+        let third = ConnectionSlot::take(&state).unwrap();
+        assert!(ConnectionSlot::take(&state).is_none());
+        drop((second, third));
+        assert_eq!(state.ws_counters().slots.load(Ordering::Relaxed), 0);
+    }
 }

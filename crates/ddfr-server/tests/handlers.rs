@@ -538,3 +538,276 @@ async fn quality_gate_duplicates_batches_and_strict_mode() {
         send(&h.app, multipart(&format!("/api/persons/{other}/faces"), &[("image", &katy4)])).await;
     assert_eq!(status, StatusCode::CREATED, "strict mode is off by default");
 }
+
+/// The token of the audit and throttle tests.
+const AUDIT_TOKEN: &str = "audit-s3cret-Q7vX";
+
+fn with_bearer(mut request: Request<Body>) -> Request<Body> {
+    let value = format!("Bearer {AUDIT_TOKEN}").parse().unwrap();
+    request.headers_mut().insert(header::AUTHORIZATION, value);
+    request
+}
+
+fn request(method: &str, uri: &str) -> Request<Body> {
+    Request::builder().method(method).uri(uri).body(Body::empty()).unwrap()
+}
+
+fn login(token: &str) -> Request<Body> {
+    json_request("POST", "/api/login", &json!({"token": token}))
+}
+
+fn bytes_contain(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|window| window == needle)
+}
+
+fn base64_decode(text: &str) -> Vec<u8> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::new();
+    let (mut bits, mut n) = (0u32, 0u32);
+    for byte in text.bytes().filter(|b| *b != b'=') {
+        let value = ALPHABET.iter().position(|a| *a == byte).unwrap() as u32;
+        bits = (bits << 6) | value;
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push((bits >> n) as u8);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn audit_log_records_every_change_and_the_export_holds_what_is_stored() {
+    let Some(data) = testdata() else {
+        println!("SKIPPED: $DDFR_TESTDATA (../shared/testdata) not found");
+        return;
+    };
+    let Some(h) = harness(Some(AUDIT_TOKEN)).await else { return };
+    let photo = |rel: &str| std::fs::read(data.join(rel)).unwrap();
+    let name = "Zebediah";
+
+    assert_eq!(send(&h.app, login("wrong-token")).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(send(&h.app, login(AUDIT_TOKEN)).await.0, StatusCode::NO_CONTENT);
+    let (status, person, _) =
+        send(&h.app, with_bearer(json_request("POST", "/api/persons", &person_body(name)))).await;
+    assert_eq!(status, StatusCode::CREATED, "{person}");
+    let id = person["id"].as_i64().unwrap();
+    let mut patch = json_request("PATCH", &format!("/api/persons/{id}"), &json!({"role": "user"}));
+    let cookie = format!("ddfr_session={AUDIT_TOKEN}").parse().unwrap();
+    patch.headers_mut().insert(header::COOKIE, cookie);
+    assert_eq!(send(&h.app, patch).await.0, StatusCode::OK);
+    let faces_uri = format!("/api/persons/{id}/faces");
+    let one = photo("faces/barack_obama/barack_obama_01.jpg");
+    let (status, face, _) =
+        send(&h.app, with_bearer(multipart(&faces_uri, &[("image", &one)]))).await;
+    assert_eq!(status, StatusCode::CREATED, "{face}");
+    let face_id = face["id"].as_i64().unwrap();
+    let two = photo("faces/barack_obama/barack_obama_02.jpg");
+    let batch_uri = format!("{faces_uri}/batch");
+    let batch = multipart(&batch_uri, &[("image", &two), ("image", b"GIF89a no image")]);
+    let (status, reply, _) = send(&h.app, with_bearer(batch)).await;
+    assert_eq!(status, StatusCode::OK, "{reply}");
+    let batch_face = reply["results"][0]["face"]["id"].as_i64().unwrap();
+
+    // The export: fields, every sample with its chip and embedding, the person's entries.
+    let export_uri = format!("/api/persons/{id}/export");
+    let response = h.app.clone().oneshot(with_bearer(get(&export_uri))).await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+    assert_eq!(
+        response.headers()[header::CONTENT_DISPOSITION],
+        format!("attachment; filename=\"ddfr-person-{id}.json\"").as_str()
+    );
+    let export: Value =
+        serde_json::from_slice(&to_bytes(response.into_body(), MAX_BODY).await.unwrap()).unwrap();
+    assert_eq!(export["format"], "ddfr-person-export");
+    let (_, stored_person, _) = send(&h.app, with_bearer(get(&format!("/api/persons/{id}")))).await;
+    assert_eq!(export["person"], stored_person);
+    assert_eq!(export["person"]["role"], "user");
+    let (_, listed, _) = send(&h.app, with_bearer(get(&faces_uri))).await;
+    let faces = export["faces"].as_array().unwrap();
+    assert_eq!(faces.len(), 2);
+    let store = ddfr_store::SqliteStore::open_in_dir(h._dir.path()).await.unwrap();
+    let stored = ddfr_store::PersonStore::person_embeddings(&store, ddfr_core::PersonId(id));
+    let stored = stored.await.unwrap();
+    assert_eq!(stored.len(), 2);
+    for (face, (listed, embedding)) in
+        faces.iter().zip(listed.as_array().unwrap().iter().zip(&stored))
+    {
+        for key in ["id", "top", "right", "bottom", "left", "created_at"] {
+            assert_eq!(face[key], listed[key], "{key}");
+        }
+        let crop_uri = format!("{faces_uri}/{}/crop", face["id"]);
+        let (status, _, crop) = send(&h.app, with_bearer(get(&crop_uri))).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(base64_decode(face["crop_jpeg_base64"].as_str().unwrap()), crop);
+        assert_eq!(&crop[..3], &[0xFF, 0xD8, 0xFF]);
+        let exported = &face["embeddings"][0];
+        assert_eq!(exported["model"], embedding.model.as_str());
+        let vector: Vec<f32> = serde_json::from_value(exported["vector"].clone()).unwrap();
+        assert_eq!(vector, embedding.embedding.as_slice(), "the vector round-trips exactly");
+        assert_eq!(exported["dim"], vector.len());
+    }
+    let actions: Vec<&str> =
+        export["audit"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+    assert_eq!(
+        actions,
+        ["person_create", "person_update", "face_enroll", "faces_batch", "person_export"]
+    );
+
+    let delete_face = request("DELETE", &format!("{faces_uri}/{face_id}"));
+    assert_eq!(send(&h.app, with_bearer(delete_face)).await.0, StatusCode::NO_CONTENT);
+    let delete = request("DELETE", &format!("/api/persons/{id}"));
+    assert_eq!(send(&h.app, with_bearer(delete)).await.0, StatusCode::NO_CONTENT);
+
+    // The log, newest first, with the required fields; the deleted person's entries stay.
+    let (status, log, _) = send(&h.app, with_bearer(get("/api/audit?limit=100"))).await;
+    assert_eq!(status, StatusCode::OK, "{log}");
+    let items = log["items"].as_array().unwrap();
+    assert_eq!(log["total"], items.len());
+    let summary: Vec<(&str, &str, &str)> = items
+        .iter()
+        .map(|e| {
+            assert!(e["id"].as_i64().is_some() && e["at"].as_str().is_some(), "{e}");
+            (
+                e["action"].as_str().unwrap(),
+                e["actor"].as_str().unwrap(),
+                e["result"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("person_delete", "token", "success"),
+            ("face_delete", "token", "success"),
+            ("person_export", "token", "success"),
+            ("faces_batch", "token", "success"),
+            ("face_enroll", "token", "success"),
+            ("person_update", "cookie", "success"),
+            ("person_create", "token", "success"),
+            ("login", "token", "success"),
+            ("login", "token", "failure"),
+        ]
+    );
+    assert_eq!(items[1]["target_kind"], "face");
+    assert_eq!(items[1]["target_id"], face_id);
+    assert_eq!(items[1]["person_id"], id);
+    assert_eq!(items[3]["detail"], format!("enrolled_faces=[{batch_face}] skipped=0 rejected=1"));
+    assert_eq!(items[5]["detail"], "fields=role");
+    let (_, page, _) = send(&h.app, with_bearer(get("/api/audit?limit=2&offset=7"))).await;
+    assert_eq!(page["items"][0]["id"], items[7]["id"]);
+    assert_eq!(page["items"].as_array().unwrap().len(), 2);
+    // No route alters the log.
+    for (method, uri) in
+        [("DELETE", "/api/audit"), ("PATCH", "/api/audit"), ("DELETE", "/api/audit/1")]
+    {
+        let status = send(&h.app, with_bearer(request(method, uri))).await.0;
+        assert!(
+            status == StatusCode::METHOD_NOT_ALLOWED || status == StatusCode::NOT_FOUND,
+            "{method} {uri}: {status}"
+        );
+    }
+
+    // Nothing secret or biometric in the file: not the token, no JPEG, not the name.
+    assert!(store.checkpoint_truncate().await.unwrap());
+    let db = h._dir.path().join("ddfr.db");
+    let mut bytes = std::fs::read(&db).unwrap();
+    bytes.extend(std::fs::read(db.with_extension("db-wal")).unwrap_or_default());
+    assert!(!bytes_contain(&bytes, AUDIT_TOKEN.as_bytes()), "the token is in the database");
+    assert!(!bytes_contain(&bytes, &[0xFF, 0xD8, 0xFF]), "JPEG bytes are in the database");
+    assert!(
+        !bytes_contain(&bytes, name.as_bytes()),
+        "the deleted person's name is in the database"
+    );
+    let vector = stored[1].embedding.to_le_bytes();
+    assert!(!bytes_contain(&bytes, &vector[..64]), "an embedding is in the database");
+    ddfr_store::PersonStore::close(&store).await;
+}
+
+fn throttled_app(throttle: Arc<ddfr_server::AuthThrottle>) -> axum::Router {
+    let mut config = ServerConfig::new(([127, 0, 0, 1], 0).into());
+    config.api_token = Some(ApiToken::new(AUDIT_TOKEN));
+    // Not ready: an authorised request reaches its handler and gets 503, so 401, 429 and
+    // "authorised" are told apart without models.
+    ddfr_server::router_with_throttle(AppState::new(config), throttle)
+}
+
+fn bearer(uri: &str, token: &str) -> Request<Body> {
+    Request::builder()
+        .uri(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .body(Body::empty())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn failed_auth_is_throttled_per_client_and_success_resets_it() {
+    let app = throttled_app(Arc::new(ddfr_server::AuthThrottle::default()));
+    // Requests without any credential are not attempts.
+    for _ in 0..15 {
+        assert_eq!(send(&app, get("/api/persons")).await.0, StatusCode::UNAUTHORIZED);
+    }
+    for attempt in 1..=10 {
+        let status = send(&app, bearer("/api/persons", "guess")).await.0;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "attempt {attempt}");
+    }
+    let response = app.clone().oneshot(bearer("/api/persons", "guess")).await.unwrap();
+    assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = response.headers()[header::RETRY_AFTER].to_str().unwrap().parse().unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    let body: Value =
+        serde_json::from_slice(&to_bytes(response.into_body(), MAX_BODY).await.unwrap()).unwrap();
+    assert_eq!(body["error"]["code"], "too_many_attempts");
+    // While throttled even the right token, the login and the /ws handshake are refused.
+    assert_eq!(
+        send(&app, bearer("/api/persons", AUDIT_TOKEN)).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    assert_eq!(send(&app, login(AUDIT_TOKEN)).await.0, StatusCode::TOO_MANY_REQUESTS);
+    let ws = app.clone().oneshot(bearer("/ws", AUDIT_TOKEN)).await.unwrap();
+    assert_eq!(ws.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(ws.headers().contains_key(header::RETRY_AFTER));
+
+    // A success before the limit resets the count: 9 failures, success, 10 more failures.
+    let app = throttled_app(Arc::new(ddfr_server::AuthThrottle::default()));
+    for _ in 0..9 {
+        assert_eq!(send(&app, login("guess")).await.0, StatusCode::UNAUTHORIZED);
+    }
+    assert_eq!(send(&app, login(AUDIT_TOKEN)).await.0, StatusCode::NO_CONTENT);
+    for attempt in 1..=10 {
+        let status = send(&app, bearer("/api/persons", "guess")).await.0;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "attempt {attempt} after the reset");
+    }
+    assert_eq!(send(&app, login("guess")).await.0, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn the_right_token_works_again_after_the_window() {
+    let window = std::time::Duration::from_millis(300);
+    let app = throttled_app(Arc::new(ddfr_server::AuthThrottle::new(10, window)));
+    for _ in 0..11 {
+        send(&app, bearer("/api/persons", "guess")).await;
+    }
+    assert_eq!(
+        send(&app, bearer("/api/persons", AUDIT_TOKEN)).await.0,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    tokio::time::sleep(window).await;
+    // Authorised: the handler answers (503, not ready), not the throttle.
+    assert_eq!(
+        send(&app, bearer("/api/persons", AUDIT_TOKEN)).await.0,
+        StatusCode::SERVICE_UNAVAILABLE
+    );
+}
+
+#[tokio::test]
+async fn without_a_token_nothing_is_throttled() {
+    let app = router(AppState::new(ServerConfig::new(([127, 0, 0, 1], 0).into())));
+    for _ in 0..20 {
+        assert_eq!(
+            send(&app, bearer("/api/persons", "anything")).await.0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+}

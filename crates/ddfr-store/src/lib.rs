@@ -21,6 +21,7 @@
 //! tuples to `VACUUM`; that backend does not make the byte-level promise.
 #![warn(missing_docs)]
 
+mod audit;
 mod error;
 mod model;
 #[cfg(feature = "postgres")]
@@ -36,8 +37,9 @@ use async_trait::async_trait;
 use ddfr_core::{Embedding, FaceId, ModelId, PersonId};
 use ddfr_protocol::{PersonChanges, PersonFields};
 
+pub use audit::{AuditEntry, AuditResult, AuditStore, MAX_AUDIT_DETAIL_CHARS, NewAuditEntry};
 pub use error::StoreError;
-pub use model::{EmbeddingModelCount, FaceSample, NewFace, Person, StoredEmbedding};
+pub use model::{EmbeddingModelCount, FaceEmbedding, FaceSample, NewFace, Person, StoredEmbedding};
 #[cfg(feature = "postgres")]
 pub use postgres::PgStore;
 pub use sqlite::{SQLITE_FILE_NAME, SqliteStore};
@@ -48,10 +50,10 @@ pub use visitors::{Visitor, VisitorSample, VisitorStore, VisitorWrite};
 ///
 /// Ids are never reused: a deleted person's or face's id is never handed out again.
 ///
-/// Every store also keeps recurring unknown visitors ([`VisitorStore`]), so one
-/// `Arc<dyn PersonStore>` serves both.
+/// Every store also keeps recurring unknown visitors ([`VisitorStore`]) and the append-only
+/// audit log ([`AuditStore`]), so one `Arc<dyn PersonStore>` serves all three.
 #[async_trait]
-pub trait PersonStore: VisitorStore + Send + Sync + Debug {
+pub trait PersonStore: VisitorStore + AuditStore + Send + Sync + Debug {
     /// Stores a new person with no face samples.
     async fn create_person(&self, fields: &PersonFields) -> Result<Person, StoreError>;
 
@@ -92,6 +94,11 @@ pub trait PersonStore: VisitorStore + Send + Sync + Debug {
 
     /// Removes one face sample of `person` with its crop and embeddings, for good.
     async fn delete_face(&self, person: PersonId, face: FaceId) -> Result<(), StoreError>;
+
+    /// Every embedding (of every model) of the person's face samples, by ascending face id
+    /// then model, for the person's export; [`StoreError::PersonNotFound`] for an unknown
+    /// person.
+    async fn person_embeddings(&self, person: PersonId) -> Result<Vec<FaceEmbedding>, StoreError>;
 
     /// Every stored embedding of `model`, by ascending face id: the index is rebuilt from this.
     async fn embeddings(&self, model: &ModelId) -> Result<Vec<StoredEmbedding>, StoreError>;

@@ -93,6 +93,17 @@ pub struct StoredEmbedding {
     pub embedding: Embedding,
 }
 
+/// One embedding of one face sample, with its model (a person's export).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaceEmbedding {
+    /// The face sample.
+    pub face: FaceId,
+    /// The model that computed it.
+    pub model: ModelId,
+    /// The unit-norm vector.
+    pub embedding: Embedding,
+}
+
 /// How many embeddings of one model (and dimension) are stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EmbeddingModelCount {
@@ -202,6 +213,17 @@ pub(crate) fn decode_embedding(
         StoreError::integrity(format!("face {face}: stored embedding is invalid: {error}"))
     })?;
     Ok(StoredEmbedding { face: FaceId(face), person: PersonId(person), embedding })
+}
+
+/// Decodes one row of [`crate::sql::EMBEDDINGS_OF_PERSON`].
+pub(crate) fn decode_face_embedding(
+    face: i64,
+    model: String,
+    dim: i64,
+    bytes: &[u8],
+) -> Result<FaceEmbedding, StoreError> {
+    let stored = decode_embedding(face, 0, dim, bytes)?;
+    Ok(FaceEmbedding { face: stored.face, model: ModelId::new(model), embedding: stored.embedding })
 }
 
 /// Fails when `rows` mix dimensions for one model, which ddfr never writes.

@@ -11,10 +11,12 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Executor, Postgres, QueryBuilder, Row};
 
-use crate::model::{FaceRow, PersonRow, check_single_dim, decode_embedding, dim_column, now};
+use crate::model::{
+    FaceRow, PersonRow, check_single_dim, decode_embedding, decode_face_embedding, dim_column, now,
+};
 use crate::{
-    DatabaseUrl, EmbeddingModelCount, FaceSample, NewFace, Person, PersonStore, StoreError,
-    StoredEmbedding, sql,
+    DatabaseUrl, EmbeddingModelCount, FaceEmbedding, FaceSample, NewFace, Person, PersonStore,
+    StoreError, StoredEmbedding, sql,
 };
 
 /// Connections in the pool; the server's REST traffic is light and never on the frame path.
@@ -298,6 +300,22 @@ impl PersonStore for PgStore {
         }
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn person_embeddings(&self, person: PersonId) -> Result<Vec<FaceEmbedding>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if !person_exists(&mut *tx, person).await? {
+            return Err(StoreError::PersonNotFound(person));
+        }
+        let rows =
+            sqlx::query(sql::EMBEDDINGS_OF_PERSON).bind(person.0).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|row| {
+                let vector: &[u8] = row.try_get(3)?;
+                decode_face_embedding(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, vector)
+            })
+            .collect()
     }
 
     async fn embeddings(&self, model: &ModelId) -> Result<Vec<StoredEmbedding>, StoreError> {

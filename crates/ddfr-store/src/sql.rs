@@ -79,3 +79,18 @@ pub const DELETE_VISITOR: &str = "DELETE FROM visitors WHERE id = $1";
 pub const DELETE_STALE_VISITOR_SAMPLES: &str = "DELETE FROM visitor_samples WHERE visitor_id IN \
      (SELECT id FROM visitors WHERE last_seen < $1)";
 pub const DELETE_STALE_VISITORS: &str = "DELETE FROM visitors WHERE last_seen < $1";
+
+/// The append-only audit log (schema v3). No UPDATE or DELETE statement exists for it.
+pub const INSERT_AUDIT: &str = "INSERT INTO audit_log \
+     (at, actor, action, target_kind, target_id, person_id, result, detail) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) RETURNING id";
+pub const AUDIT_PAGE: &str = "SELECT id, at, actor, action, target_kind, target_id, person_id, \
+     result, detail FROM audit_log ORDER BY id DESC LIMIT $1 OFFSET $2";
+pub const COUNT_AUDIT: &str = "SELECT COUNT(*) FROM audit_log";
+pub const AUDIT_OF_PERSON: &str = "SELECT id, at, actor, action, target_kind, target_id, \
+     person_id, result, detail FROM audit_log WHERE person_id = $1 ORDER BY id";
+
+/// A person's embeddings of every model, for their export.
+pub const EMBEDDINGS_OF_PERSON: &str = "SELECT e.face_id, e.model, e.dim, e.vector \
+     FROM embeddings e JOIN faces f ON f.id = e.face_id WHERE f.person_id = $1 \
+     ORDER BY e.face_id, e.model";

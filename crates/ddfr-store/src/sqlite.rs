@@ -20,9 +20,12 @@ use sqlx::sqlite::{
 };
 use sqlx::{Executor, QueryBuilder, Row, Sqlite};
 
-use crate::model::{FaceRow, PersonRow, check_single_dim, decode_embedding, dim_column, now};
+use crate::model::{
+    FaceRow, PersonRow, check_single_dim, decode_embedding, decode_face_embedding, dim_column, now,
+};
 use crate::{
-    EmbeddingModelCount, FaceSample, NewFace, Person, PersonStore, StoreError, StoredEmbedding, sql,
+    EmbeddingModelCount, FaceEmbedding, FaceSample, NewFace, Person, PersonStore, StoreError,
+    StoredEmbedding, sql,
 };
 
 /// The database file's name inside the data dir.
@@ -397,6 +400,22 @@ impl PersonStore for SqliteStore {
         tx.commit().await?;
         self.purge_wal().await;
         Ok(())
+    }
+
+    async fn person_embeddings(&self, person: PersonId) -> Result<Vec<FaceEmbedding>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        if !person_exists(&mut *tx, person).await? {
+            return Err(StoreError::PersonNotFound(person));
+        }
+        let rows =
+            sqlx::query(sql::EMBEDDINGS_OF_PERSON).bind(person.0).fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        rows.iter()
+            .map(|row| {
+                let vector: &[u8] = row.try_get(3)?;
+                decode_face_embedding(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, vector)
+            })
+            .collect()
     }
 
     async fn embeddings(&self, model: &ModelId) -> Result<Vec<StoredEmbedding>, StoreError> {

@@ -10,8 +10,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use ddfr_core::{Embedding, FaceId, ModelId, PersonId, PixelBox, VisitorId};
 use ddfr_protocol::{PersonChanges, PersonFields, Relationship, Role, Timestamp};
 use ddfr_store::{
-    DatabaseUrl, NewFace, PersonStore, SQLITE_FILE_NAME, SqliteStore, StoreError, VisitorStore,
-    VisitorWrite, open_store,
+    AuditResult, AuditStore, DatabaseUrl, NewAuditEntry, NewFace, PersonStore, SQLITE_FILE_NAME,
+    SqliteStore, StoreError, VisitorStore, VisitorWrite, open_store,
 };
 
 /// Environment variable with a PostgreSQL URL to run the story against.
@@ -349,6 +349,7 @@ async fn postgres_store_story() {
         let store = ddfr_store::PgStore::connect(&DatabaseUrl::new(url)).await.unwrap();
         store_story(&store).await;
         visitor_story(&store).await;
+        audit_story(&store).await;
         store.close().await;
     }
     #[cfg(not(feature = "postgres"))]
@@ -500,4 +501,88 @@ async fn backup_is_a_consistent_copy() {
     let copy = SqliteStore::open(&target.display().to_string()).await.unwrap();
     assert_eq!(copy.person(person.id).await.unwrap().name, "Anna");
     copy.close().await;
+}
+
+fn audit_entry(action: &str, person: Option<PersonId>, detail: &str) -> NewAuditEntry {
+    NewAuditEntry {
+        actor: "token".to_owned(),
+        action: action.to_owned(),
+        target_kind: person.map(|_| "person".to_owned()),
+        target_id: person.map(|p| p.0),
+        person,
+        result: AuditResult::Success,
+        detail: Some(detail.to_owned()),
+    }
+}
+
+/// The audit contract: append, newest-first pages, a person's entries outliving the person,
+/// and a person's embeddings for the export. Tolerates a non-empty database.
+async fn audit_story(store: &dyn PersonStore) {
+    let model = ModelId::new(format!("audit-{}", unique_suffix()));
+    let person = store.create_person(&fields("Audited")).await.unwrap();
+    let other = store.create_person(&fields("Other")).await.unwrap();
+    let (_, total_before) = store.audit_page(1, 0).await.unwrap();
+
+    let first = store.append_audit(&audit_entry("person_create", Some(person.id), "a")).await;
+    let first = first.unwrap();
+    assert_eq!(first.action, "person_create");
+    assert_eq!(first.person, Some(person.id));
+    assert_eq!(first.result, AuditResult::Success);
+    store.append_audit(&audit_entry("person_create", Some(other.id), "b")).await.unwrap();
+    let mut login = audit_entry("login", None, "client=127.0.0.1 wrong_token");
+    login.result = AuditResult::Failure;
+    let login = store.append_audit(&login).await.unwrap();
+    assert!(login.id > first.id && login.at >= first.at);
+    assert_eq!((login.target_kind.as_deref(), login.target_id, login.person), (None, None, None));
+    let long_entry = audit_entry("face_enroll", Some(person.id), &"x".repeat(5000));
+    let long = store.append_audit(&long_entry).await.unwrap();
+    assert_eq!(long.detail.as_ref().map(String::len), Some(ddfr_store::MAX_AUDIT_DETAIL_CHARS));
+
+    let (page, total) = store.audit_page(2, 0).await.unwrap();
+    assert_eq!(total, total_before + 4);
+    assert_eq!(page.iter().map(|e| e.id).collect::<Vec<_>>(), vec![long.id, login.id]);
+    let (page, _) = store.audit_page(1, 3).await.unwrap();
+    assert_eq!(page[0], first);
+
+    // The export's embeddings: every model of every face, by face then model.
+    let face_a = store.add_face(person.id, &new_face(31, &model, 8)).await.unwrap();
+    let face_b = store.add_face(person.id, &new_face(32, &model, 8)).await.unwrap();
+    let model_2 = ModelId::new(format!("{}-2", model.as_str()));
+    store.set_embedding(face_a.id, &model_2, &embedding(33, 4)).await.unwrap();
+    store.add_face(other.id, &new_face(34, &model, 8)).await.unwrap();
+    let mine = store.person_embeddings(person.id).await.unwrap();
+    let keys: Vec<_> = mine.iter().map(|e| (e.face, e.model.clone())).collect();
+    assert_eq!(
+        keys,
+        vec![(face_a.id, model.clone()), (face_a.id, model_2.clone()), (face_b.id, model.clone())]
+    );
+    assert_eq!(mine[0].embedding, embedding(31, 8));
+    assert_eq!(mine[1].embedding, embedding(33, 4));
+
+    // Deleting the person keeps their entries.
+    store.delete_person(person.id).await.unwrap();
+    assert!(matches!(store.person_embeddings(person.id).await, Err(StoreError::PersonNotFound(_))));
+    let kept = store.audit_of_person(person.id).await.unwrap();
+    assert_eq!(kept.iter().map(|e| e.id).collect::<Vec<_>>(), vec![first.id, long.id]);
+    store.delete_person(other.id).await.unwrap();
+}
+
+#[tokio::test]
+async fn sqlite_audit_log_is_append_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
+    audit_story(&store).await;
+    // Not even SQL bypassing the trait can change or remove an entry.
+    let (entries, total) = store.audit_page(100, 0).await.unwrap();
+    assert_eq!(total, 4);
+    for statement in [
+        "UPDATE audit_log SET actor = 'someone'",
+        "DELETE FROM audit_log",
+        "DELETE FROM audit_log WHERE id = 1",
+    ] {
+        let error = sqlx::query(statement).execute(store.pool()).await.unwrap_err();
+        assert!(error.to_string().contains("append-only"), "{statement}: {error}");
+    }
+    assert_eq!(store.audit_page(100, 0).await.unwrap().0, entries);
+    store.close().await;
 }

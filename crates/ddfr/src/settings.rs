@@ -71,6 +71,25 @@ pub struct ServeArgs {
     #[arg(long, env = "DDFR_UNKNOWN_RETENTION_DAYS", default_value_t = ddfr_server::VisitorsConfig::DEFAULT_RETENTION_DAYS, value_parser = clap::value_parser!(u32).range(1..=365))]
     pub unknown_retention_days: u32,
 
+    /// Most /ws connections open at once (default sized for 2 cores); further handshakes get
+    /// HTTP 503 `too_many_connections`.
+    #[arg(long, env = "DDFR_MAX_CONNECTIONS", default_value_t = ddfr_server::config::MAX_WS_CONNECTIONS as u16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_connections: u16,
+
+    /// Most frames per second one /ws connection may send; faster frames are dropped (counted
+    /// in `dropped_frames`, no reply).
+    #[arg(long, env = "DDFR_WS_MAX_FPS", default_value_t = ddfr_server::config::WS_MAX_FPS, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub ws_max_fps: u32,
+
+    /// Seconds between /ws pings.
+    #[arg(long, env = "DDFR_WS_PING_INTERVAL", default_value_t = ddfr_server::config::WS_PING_INTERVAL.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub ws_ping_interval: u64,
+
+    /// Seconds a /ws peer has to answer a ping; one that does not (dead, or not reading its
+    /// replies) is closed with 1008.
+    #[arg(long, env = "DDFR_WS_PONG_TIMEOUT", default_value_t = ddfr_server::config::WS_PONG_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub ws_pong_timeout: u64,
+
     /// Log format on stdout: `text` or `json`. Verbosity follows RUST_LOG (default `info`).
     #[arg(long, env = "DDFR_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -94,6 +113,10 @@ impl std::fmt::Debug for ServeArgs {
             .field("strict_enrollment", &self.strict_enrollment)
             .field("unknown_visitors", &self.unknown_visitors)
             .field("unknown_retention_days", &self.unknown_retention_days)
+            .field("max_connections", &self.max_connections)
+            .field("ws_max_fps", &self.ws_max_fps)
+            .field("ws_ping_interval", &self.ws_ping_interval)
+            .field("ws_pong_timeout", &self.ws_pong_timeout)
             .finish()
     }
 }

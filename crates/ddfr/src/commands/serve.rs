@@ -59,6 +59,10 @@ async fn serve(engine: EngineArgs, args: ServeArgs) -> Result<()> {
     config.api_token = resolve_token(&args, addr)?;
     config.allowed_origins = args.allowed_origins.clone();
     config.strict_enrollment = args.strict_enrollment;
+    config.max_ws_connections = usize::from(args.max_connections);
+    config.ws_max_fps = args.ws_max_fps;
+    config.ws_ping_interval = std::time::Duration::from_secs(args.ws_ping_interval);
+    config.ws_pong_timeout = std::time::Duration::from_secs(args.ws_pong_timeout);
     config.web_dir = args.web_dir();
     if config.web_dir.is_none() {
         tracing::info!("web app not built (no web/dist/index.html); / explains how to build it");
