@@ -1,6 +1,8 @@
 //! Helpers for the end-to-end tests and the WebSocket benchmark: start the built `ddfr`
 //! binary on a free port with a fresh data dir, talk to it over REST and `/ws`, and build
-//! frames from `$DDFR_TESTDATA` photos.
+//! frames from `$DDFR_TESTDATA` photos. [`bench`] holds what the WebSocket benchmarks share.
+
+pub mod bench;
 
 use std::io::Cursor;
 use std::net::TcpListener;
@@ -78,6 +80,10 @@ pub struct ServerOptions {
     pub data_dir: Option<PathBuf>,
     /// `--host`.
     pub host: Option<String>,
+    /// `--workers` (default: the server's, the number of cores).
+    pub workers: Option<usize>,
+    /// `--intra-threads` (default: the server's, 1).
+    pub intra_threads: Option<usize>,
 }
 
 impl Server {
@@ -103,7 +109,14 @@ impl Server {
         command
             .args(["serve", "--host", &host, "--port", &port.to_string()])
             .arg("--data-dir")
-            .arg(&data_dir)
+            .arg(&data_dir);
+        if let Some(workers) = options.workers {
+            command.args(["--workers", &workers.to_string()]);
+        }
+        if let Some(threads) = options.intra_threads {
+            command.args(["--intra-threads", &threads.to_string()]);
+        }
+        command
             .env("DDFR_MODELS_DIR", repo_root().join("models"))
             .env_remove("DDFR_API_TOKEN")
             .env_remove("DDFR_DATABASE_URL")
