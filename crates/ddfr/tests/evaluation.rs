@@ -113,7 +113,7 @@ fn evaluate_measures_the_default_pack_on_the_test_photos() {
 
     // Identification: the split covers every embedded photo; rank-1 near perfect.
     let i = &out["identification"];
-    assert_eq!(i["person_score"], "best");
+    assert_eq!(i["person_score"], "trimmed", "the default is what ddfr serve uses");
     assert_eq!(
         u(&i["enrolled_samples"]) + u(&i["mated_probes"]) + u(&i["non_mated_probes"]),
         embedded

@@ -47,8 +47,9 @@ pub struct EvaluateArgs {
     /// Photos enrolled per enrolled person (at most all but one of theirs).
     #[arg(long, default_value_t = 1)]
     pub enroll_photos: usize,
-    /// How a person with several samples is scored: best, mean, trimmed or centroid.
-    #[arg(long, default_value = "best")]
+    /// How a person with several samples is scored: best, mean, trimmed or centroid (default:
+    /// trimmed, what `ddfr serve` uses; every run also reports all four).
+    #[arg(long, default_value = "trimmed")]
     pub person_score: PersonScore,
     /// The false positive identification rate TPIR is reported at.
     #[arg(long, default_value_t = 0.01)]
