@@ -225,6 +225,8 @@ async fn extra_connections_are_refused_with_503_and_open_ones_keep_working() -> 
         started.elapsed()
     );
     assert_eq!(roundtrip(&mut reopened, frame).await?.0["status"], "ok");
+    let refused = health(&server).await?["refused_connections"].as_u64().unwrap_or(0);
+    assert!(refused >= 3, "refused_connections {refused}");
     Ok(())
 }
 

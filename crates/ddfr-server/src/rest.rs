@@ -638,13 +638,26 @@ pub struct Health {
     pub min_similarity: f32,
     /// Open `/ws` connections.
     pub ws_connections: u64,
-    /// Frames dropped so far because a newer one arrived (latest frame wins).
+    /// Frames dropped so far without a reply: a newer one arrived (latest frame wins) or the
+    /// connection was over its frame-rate cap.
     pub dropped_frames: u64,
+    /// The part of `dropped_frames` dropped while waiting only for the frame-rate cap.
+    pub rate_limited_frames: u64,
+    /// `/ws` handshakes refused because every connection slot was taken.
+    pub refused_connections: u64,
+    /// `/ws` connections closed because the peer stopped answering pings (dead or not reading).
+    pub unresponsive_connections: u64,
+    /// Whether recurring unknown visitors are kept (`DDFR_UNKNOWN_VISITORS`).
+    pub unknown_visitors: bool,
+    /// Unknown-visitor sightings not stored because the write queue was full.
+    pub visitor_writes_dropped: u64,
 }
 
 fn health_of(state: &AppState, services: &Services) -> Health {
     let pack = services.pool.pack();
     let (n_persons, n_faces) = (services.gallery.n_persons(), services.gallery.n_faces());
+    let ws = state.ws_counters();
+    let counter = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
     let mut base = HealthReply::ok(env!("CARGO_PKG_VERSION"));
     base.detector = Some(pack.detector_id.clone());
     base.embedder = Some(pack.embedder_id().as_str().to_owned());
@@ -658,8 +671,13 @@ fn health_of(state: &AppState, services: &Services) -> Health {
         n_persons,
         n_faces,
         min_similarity: services.min_similarity,
-        ws_connections: state.ws_counters().open.load(std::sync::atomic::Ordering::Relaxed),
+        ws_connections: counter(&ws.open),
         dropped_frames: state.dropped_frames(),
+        rate_limited_frames: counter(&ws.rate_limited),
+        refused_connections: counter(&ws.refused),
+        unresponsive_connections: counter(&ws.unresponsive),
+        unknown_visitors: services.visitors.is_some(),
+        visitor_writes_dropped: services.visitors.as_ref().map_or(0, |v| v.dropped_writes()),
     }
 }
 

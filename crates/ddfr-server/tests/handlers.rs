@@ -811,3 +811,21 @@ async fn without_a_token_nothing_is_throttled() {
         );
     }
 }
+
+#[tokio::test]
+async fn health_reports_the_ws_and_visitor_counters() {
+    let Some(h) = harness(None).await else { return };
+    let (status, health, _) = send(&h.app, get("/api/health")).await;
+    assert_eq!(status, StatusCode::OK);
+    for field in [
+        "ws_connections",
+        "dropped_frames",
+        "rate_limited_frames",
+        "refused_connections",
+        "unresponsive_connections",
+        "visitor_writes_dropped",
+    ] {
+        assert_eq!(health[field], 0, "{field} in {health}");
+    }
+    assert_eq!(health["unknown_visitors"], false);
+}
