@@ -75,6 +75,7 @@
 //! With the `openapi` feature every wire type derives `utoipa::ToSchema`.
 #![warn(missing_docs)]
 
+mod audit;
 mod crops;
 mod date;
 mod face;
@@ -82,6 +83,10 @@ mod person;
 mod reply;
 mod visitor;
 
+pub use audit::{
+    AuditList, AuditView, EXPORT_FORMAT, EXPORT_VERSION, ExportedEmbedding, ExportedFace,
+    PersonExport,
+};
 pub use crops::{
     CROP_EDGE_TOLERANCE, CROPS_MAGIC, CROPS_PREFIX_LEN, CROPS_VERSION, CropEncoding, CropRegion,
     CropsError, CropsMessage, FaceCrop, MAX_CROP_BYTES, MAX_CROP_SIDE, MAX_CROPS_FACES,

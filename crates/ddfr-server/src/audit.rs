@@ -13,9 +13,11 @@ use axum::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, http::StatusCode};
 use ddfr_core::PersonId;
-use ddfr_protocol::{FaceView, FieldError, PageQuery, PersonView, Timestamp};
+use ddfr_protocol::{
+    AuditList, AuditView, EXPORT_FORMAT, EXPORT_VERSION, ExportedEmbedding, ExportedFace,
+    FieldError, PageQuery, PersonExport,
+};
 use ddfr_store::{AuditEntry, AuditResult, NewAuditEntry, PersonStore};
-use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::rest::{face_view, person_id, person_view};
@@ -144,52 +146,18 @@ pub async fn record(
 }
 
 /// One audit entry as the API shows it.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AuditView {
-    /// Increasing with time.
-    pub id: i64,
-    /// When.
-    #[schema(value_type = String, format = DateTime)]
-    pub at: Timestamp,
-    /// `token`, `cookie` or `loopback`.
-    pub actor: String,
-    /// E.g. `person_delete`.
-    pub action: String,
-    /// `person`, `face` or `unknown`.
-    pub target_kind: Option<String>,
-    /// The target's id.
-    pub target_id: Option<i64>,
-    /// The person concerned.
-    pub person_id: Option<i64>,
-    /// `success` or `failure`.
-    pub result: String,
-    /// Ids and counts, never personal data.
-    pub detail: Option<String>,
-}
-
-impl From<&AuditEntry> for AuditView {
-    fn from(entry: &AuditEntry) -> Self {
-        Self {
-            id: entry.id,
-            at: entry.at,
-            actor: entry.actor.clone(),
-            action: entry.action.clone(),
-            target_kind: entry.target_kind.clone(),
-            target_id: entry.target_id,
-            person_id: entry.person.map(|p| p.0),
-            result: entry.result.as_str().to_owned(),
-            detail: entry.detail.clone(),
-        }
+fn audit_view(entry: &AuditEntry) -> AuditView {
+    AuditView {
+        id: entry.id,
+        at: entry.at,
+        actor: entry.actor.clone(),
+        action: entry.action.clone(),
+        target_kind: entry.target_kind.clone(),
+        target_id: entry.target_id,
+        person_id: entry.person.map(|p| p.0),
+        result: entry.result.as_str().to_owned(),
+        detail: entry.detail.clone(),
     }
-}
-
-/// `GET /api/audit` reply.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct AuditList {
-    /// The page, newest first.
-    pub items: Vec<AuditView>,
-    /// Entries in the log.
-    pub total: u64,
 }
 
 /// `GET /api/audit?limit=&offset=`: the audit log, newest first. Read-only: no route changes
@@ -205,51 +173,7 @@ pub async fn list_audit(
         ApiError::validation(vec![FieldError::new("query", rejection.body_text())])
     })?;
     let (entries, total) = services.store.audit_page(query.limit(), query.offset()).await?;
-    Ok(Json(AuditList { items: entries.iter().map(AuditView::from).collect(), total }))
-}
-
-/// The version of the export document's layout.
-pub const EXPORT_VERSION: u32 = 1;
-
-/// One embedding of an exported face sample.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ExportedEmbedding {
-    /// The embedding model id.
-    pub model: String,
-    /// The vector's length.
-    pub dim: usize,
-    /// The unit-norm vector as stored.
-    pub vector: Vec<f32>,
-}
-
-/// One exported face sample.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ExportedFace {
-    /// The sample: id, box in the enrolled photo, enrollment time.
-    #[serde(flatten)]
-    pub face: FaceView,
-    /// The stored aligned face chip, a JPEG, base64 (standard alphabet, padded).
-    pub crop_jpeg_base64: String,
-    /// Every stored embedding of the sample.
-    pub embeddings: Vec<ExportedEmbedding>,
-}
-
-/// `GET /api/persons/{id}/export` reply: everything stored about one person.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct PersonExport {
-    /// `ddfr-person-export`.
-    pub format: &'static str,
-    /// [`EXPORT_VERSION`].
-    pub version: u32,
-    /// When the export was made.
-    #[schema(value_type = String, format = DateTime)]
-    pub exported_at: Timestamp,
-    /// The person's fields.
-    pub person: PersonView,
-    /// Every face sample with its chip and embeddings.
-    pub faces: Vec<ExportedFace>,
-    /// Every audit entry concerning the person, oldest first, this export's own included.
-    pub audit: Vec<AuditView>,
+    Ok(Json(AuditList { items: entries.iter().map(audit_view).collect(), total }))
 }
 
 /// `GET /api/persons/{id}/export`: one JSON document (served as an attachment) with the
@@ -296,9 +220,9 @@ pub async fn export_person(
         Some(format!("faces={}", faces.len())),
     )
     .await;
-    let audit = store.audit_of_person(id).await?.iter().map(AuditView::from).collect();
+    let audit = store.audit_of_person(id).await?.iter().map(audit_view).collect();
     let export = PersonExport {
-        format: "ddfr-person-export",
+        format: EXPORT_FORMAT.to_owned(),
         version: EXPORT_VERSION,
         exported_at: now_timestamp(),
         person: person_view(&person, today().map_err(ApiError::internal)?),
