@@ -56,6 +56,9 @@ pub struct DecodeLimits {
     pub max_height: u32,
     /// Whether to apply the EXIF orientation (photos: yes; camera frames carry none).
     pub apply_orientation: bool,
+    /// Most scans (start-of-scan markers) a JPEG may have: a baseline JPEG has one, a
+    /// progressive one about ten; hundreds are a decode-time bomb.
+    pub max_jpeg_scans: u32,
 }
 
 /// Bytes per decoded pixel the decoder may hold at most (RGBA f32 would be 16; 8 covers RGBA16).
@@ -68,6 +71,7 @@ impl DecodeLimits {
         max_width: 1920,
         max_height: 1920,
         apply_orientation: false,
+        max_jpeg_scans: 20,
     };
 
     /// Enrollment and one-shot photos: up to 10 MiB and 4096×4096.
@@ -76,6 +80,7 @@ impl DecodeLimits {
         max_width: 4096,
         max_height: 4096,
         apply_orientation: true,
+        max_jpeg_scans: 64,
     };
 
     fn decoder_limits(&self) -> Limits {
@@ -88,12 +93,35 @@ impl DecodeLimits {
     }
 }
 
-/// Decodes `bytes` into 8-bit RGB after checking format, size and declared dimensions.
+/// Counts start-of-scan markers (`FF DA`) in a JPEG, stopping once past `limit`. Entropy-coded
+/// data stuffs every `FF` byte as `FF 00`, so `FF DA` only occurs as a marker (or inside an
+/// embedded thumbnail, which then counts too).
+fn count_jpeg_scans(bytes: &[u8], limit: u32) -> u32 {
+    let mut scans = 0u32;
+    for pair in bytes.windows(2) {
+        if pair == [0xFF, 0xDA] {
+            scans += 1;
+            if scans > limit {
+                break;
+            }
+        }
+    }
+    scans
+}
+
+/// Decodes `bytes` into 8-bit RGB after checking format, size, JPEG scan count and declared
+/// dimensions.
 pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, EngineError> {
     if bytes.len() > limits.max_bytes {
         return Err(EngineError::TooLarge { bytes: bytes.len(), limit: limits.max_bytes });
     }
     let format = sniff_format(bytes).ok_or(EngineError::UnsupportedFormat)?;
+    if format == FrameFormat::Jpeg {
+        let scans = count_jpeg_scans(bytes, limits.max_jpeg_scans);
+        if scans > limits.max_jpeg_scans {
+            return Err(EngineError::TooManyScans { scans, limit: limits.max_jpeg_scans });
+        }
+    }
     let (width, height) = declared_dimensions(bytes, format)?;
     if width > limits.max_width || height > limits.max_height || width == 0 || height == 0 {
         return Err(EngineError::DimensionsTooLarge {
@@ -145,6 +173,35 @@ mod tests {
             let img = decode_image(&bytes, &DecodeLimits::FRAME).unwrap();
             assert_eq!(img.dimensions(), (33, 17), "{format:?}");
         }
+    }
+
+    #[test]
+    fn jpegs_with_too_many_scans_are_refused_before_decoding() {
+        // A baseline JPEG has one scan and decodes.
+        let baseline = encode(ImageFormat::Jpeg, 40, 30);
+        assert_eq!(count_jpeg_scans(&baseline, 100), 1);
+        assert!(decode_image(&baseline, &DecodeLimits::FRAME).is_ok());
+        // 500 start-of-scan segments: refused at once, whatever follows.
+        let mut bomb = vec![0xFF, 0xD8, 0xFF, 0xE0, 0x00, 0x02];
+        for _ in 0..500 {
+            bomb.extend_from_slice(&[0xFF, 0xDA, 0x00, 0x02, 0x12, 0x34]);
+        }
+        let started = std::time::Instant::now();
+        match decode_image(&bomb, &DecodeLimits::FRAME) {
+            Err(EngineError::TooManyScans { scans, limit }) => {
+                assert_eq!(limit, 20);
+                assert_eq!(scans, 21, "counting stops past the limit");
+            }
+            other => panic!("expected TooManyScans, got {other:?}"),
+        }
+        assert!(started.elapsed() < std::time::Duration::from_millis(50));
+        // Photos allow more (progressive photos from phones), still not hundreds.
+        assert!(matches!(
+            decode_image(&bomb, &DecodeLimits::PHOTO),
+            Err(EngineError::TooManyScans { limit: 64, .. })
+        ));
+        // Stuffed bytes (FF 00) and other markers are not scans.
+        assert_eq!(count_jpeg_scans(&[0xFF, 0x00, 0xDA, 0xFF, 0xD9, 0xFF, 0xDA], 10), 1);
     }
 
     #[test]

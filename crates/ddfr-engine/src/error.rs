@@ -30,6 +30,15 @@ pub enum EngineError {
         /// Maximum height.
         max_height: u32,
     },
+    /// A JPEG with more scans (SOS markers) than allowed: progressive JPEGs with hundreds of
+    /// scans take seconds of CPU to decode however small they are.
+    #[error("JPEG has {scans} scans, over the limit of {limit}")]
+    TooManyScans {
+        /// Scans (start-of-scan markers) found.
+        scans: u32,
+        /// The limit.
+        limit: u32,
+    },
     /// The image could not be decoded (truncated, corrupt, ...).
     #[error("image could not be decoded")]
     Decode {

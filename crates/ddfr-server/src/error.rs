@@ -103,9 +103,9 @@ impl ApiError {
                 "payload_too_large",
                 format!("the image is {bytes} bytes, over the limit of {limit}"),
             ),
-            error @ (EngineError::DimensionsTooLarge { .. } | EngineError::Decode { .. }) => {
-                Self::invalid_image(error.to_string())
-            }
+            error @ (EngineError::DimensionsTooLarge { .. }
+            | EngineError::TooManyScans { .. }
+            | EngineError::Decode { .. }) => Self::invalid_image(error.to_string()),
             other => Self::internal(other),
         }
     }

@@ -63,6 +63,7 @@ const CROP_LIMITS: DecodeLimits = DecodeLimits {
     max_width: MAX_CROP_SIDE,
     max_height: MAX_CROP_SIDE,
     apply_orientation: false,
+    max_jpeg_scans: 20,
 };
 
 /// How a frame or crops message went.

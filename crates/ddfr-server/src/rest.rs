@@ -595,7 +595,8 @@ pub async fn verify(
     let photo_error = |e: EngineError| match e {
         EngineError::UnsupportedFormat
         | EngineError::Decode { .. }
-        | EngineError::DimensionsTooLarge { .. } => ApiError::invalid_image(e.to_string()),
+        | EngineError::DimensionsTooLarge { .. }
+        | EngineError::TooManyScans { .. } => ApiError::invalid_image(e.to_string()),
         other => ApiError::from_photo(other),
     };
     let (a, b) = services
