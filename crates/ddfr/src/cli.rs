@@ -45,4 +45,8 @@ pub enum Command {
     Evaluate(crate::commands::evaluate::EvaluateArgs),
     /// Suggest a threshold for a target false-accept rate from the enrolled gallery.
     Calibrate(crate::commands::calibrate::CalibrateArgs),
+    /// Write a consistent copy of the SQLite database, safe while `ddfr serve` runs.
+    Backup(crate::commands::backup::BackupArgs),
+    /// Restore a backup into a data dir (stop `ddfr serve` first).
+    Restore(crate::commands::backup::RestoreArgs),
 }

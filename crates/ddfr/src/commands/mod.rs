@@ -1,5 +1,6 @@
 //! Subcommand dispatch.
 
+pub mod backup;
 pub mod bench;
 pub mod calibrate;
 pub mod evaluate;
@@ -20,6 +21,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench(args) => bench::run(&cli.engine, &args),
         Command::Evaluate(args) => evaluate::run(&cli.engine, &args),
         Command::Calibrate(args) => calibrate::run(&cli.engine, &args),
+        Command::Backup(args) => backup::backup(&args),
+        Command::Restore(args) => backup::restore(&args),
     }
 }
 
