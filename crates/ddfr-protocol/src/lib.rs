@@ -106,7 +106,7 @@ pub use person::{
     PersonFields, PersonList, PersonPatch, PersonView, PhotoResult, Relationship, Role,
     UnknownVariant, parse_json_body,
 };
-pub use reply::{ErrorBody, ErrorDetail, HealthReply, VerifyReply};
+pub use reply::{ErrorBody, ErrorDetail, Health, HealthReply, VerifyReply};
 pub use visitor::{UnknownList, UnknownView};
 
 #[cfg(all(test, feature = "openapi"))]

@@ -64,6 +64,42 @@ impl HealthReply {
     }
 }
 
+/// The whole `GET /api/health` reply of a ready server: the spec's fields plus the service's
+/// state and counters.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Health {
+    /// `status`, `version`, model ids and counts.
+    #[serde(flatten)]
+    pub base: HealthReply,
+    /// The model pack id.
+    pub pack: String,
+    /// The inference backend (`ort` or `tract`).
+    pub backend: String,
+    /// Inference workers (frames processed at once).
+    pub workers: usize,
+    /// Persons in the gallery.
+    pub n_persons: usize,
+    /// Enrolled face samples in the index.
+    pub n_faces: usize,
+    /// The identification threshold in force.
+    pub min_similarity: f32,
+    /// Open `/ws` connections.
+    pub ws_connections: u64,
+    /// Frames dropped so far without a reply: a newer one arrived (latest frame wins) or the
+    /// connection was over its frame-rate cap.
+    pub dropped_frames: u64,
+    /// The part of `dropped_frames` dropped while waiting only for the frame-rate cap.
+    pub rate_limited_frames: u64,
+    /// `/ws` handshakes refused because every connection slot was taken.
+    pub refused_connections: u64,
+    /// `/ws` connections closed because the peer stopped answering pings (dead or not reading).
+    pub unresponsive_connections: u64,
+    /// Whether recurring unknown visitors are kept (`DDFR_UNKNOWN_VISITORS`).
+    pub unknown_visitors: bool,
+    /// Unknown-visitor sightings not stored because the write queue was full.
+    pub visitor_writes_dropped: u64,
+}
 /// The body of every 4xx/5xx reply: `{"error": {"code": ..., "message": ...}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]

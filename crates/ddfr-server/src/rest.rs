@@ -14,12 +14,11 @@ use ddfr_core::{FaceId, PersonId};
 use ddfr_engine::EngineError;
 use ddfr_engine::decode::{DecodeLimits, sniff_format};
 use ddfr_protocol::{
-    BatchEnrollReply, Date, EnrollStatus, FaceView, FieldError, FrameReply, HealthReply, NewPerson,
-    PageQuery, PersonList, PersonPatch, PersonView, PhotoResult, VerifyReply, age_on,
+    BatchEnrollReply, Date, EnrollStatus, FaceView, FieldError, FrameReply, Health, HealthReply,
+    NewPerson, PageQuery, PersonList, PersonPatch, PersonView, PhotoResult, VerifyReply, age_on,
     parse_json_body,
 };
 use ddfr_store::{AuditResult, FaceSample, NewFace, Person};
-use serde::Serialize;
 
 use crate::audit::{Actor, AuditAction, Target, record};
 use crate::error::ApiError;
@@ -617,41 +616,6 @@ pub async fn verify(
     let mut reply = VerifyReply::new(similarity, services.min_similarity);
     reply.false_accept_rate = services.gallery.false_accept_rate(similarity);
     Ok(Json(reply))
-}
-
-/// `GET /api/health`: 200 once models and index are loaded, 503 before.
-#[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct Health {
-    /// `status`, `version`, model ids and counts.
-    #[serde(flatten)]
-    pub base: HealthReply,
-    /// The model pack id.
-    pub pack: String,
-    /// The inference backend (`ort` or `tract`).
-    pub backend: String,
-    /// Inference workers (frames processed at once).
-    pub workers: usize,
-    /// Persons in the gallery.
-    pub n_persons: usize,
-    /// Enrolled face samples in the index.
-    pub n_faces: usize,
-    /// The identification threshold in force.
-    pub min_similarity: f32,
-    /// Open `/ws` connections.
-    pub ws_connections: u64,
-    /// Frames dropped so far without a reply: a newer one arrived (latest frame wins) or the
-    /// connection was over its frame-rate cap.
-    pub dropped_frames: u64,
-    /// The part of `dropped_frames` dropped while waiting only for the frame-rate cap.
-    pub rate_limited_frames: u64,
-    /// `/ws` handshakes refused because every connection slot was taken.
-    pub refused_connections: u64,
-    /// `/ws` connections closed because the peer stopped answering pings (dead or not reading).
-    pub unresponsive_connections: u64,
-    /// Whether recurring unknown visitors are kept (`DDFR_UNKNOWN_VISITORS`).
-    pub unknown_visitors: bool,
-    /// Unknown-visitor sightings not stored because the write queue was full.
-    pub visitor_writes_dropped: u64,
 }
 
 fn health_of(state: &AppState, services: &Services) -> Health {
