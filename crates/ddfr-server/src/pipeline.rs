@@ -221,19 +221,19 @@ fn pixel_box_to_bbox(b: &PixelBox) -> BoundingBox {
 /// A face's aligned chip and its embedding; both `None` when the face could not be aligned.
 type ChipAndEmbedding = (Option<RgbImage>, Option<Embedding>);
 
-/// Embeds the chips that exist in one call; returns each chip with its embedding.
+/// Embeds the chips that exist in one call; returns each chip with its embedding. The chips
+/// move into the batch and back out, never copied (a chip is 67 KB at 150×150).
 fn embed_chips(
     pack: &ModelPack,
     chips: Vec<Option<RgbImage>>,
 ) -> Result<Vec<ChipAndEmbedding>, EngineError> {
-    let batch: Vec<RgbImage> = chips.iter().flatten().cloned().collect();
+    let present: Vec<bool> = chips.iter().map(Option::is_some).collect();
+    let batch: Vec<RgbImage> = chips.into_iter().flatten().collect();
     let mut embeddings = pack.embed(&batch)?.into_iter();
-    Ok(chips
+    let mut batch = batch.into_iter();
+    Ok(present
         .into_iter()
-        .map(|chip| {
-            let embedding = chip.as_ref().and_then(|_| embeddings.next());
-            (chip, embedding)
-        })
+        .map(|present| if present { (batch.next(), embeddings.next()) } else { (None, None) })
         .collect())
 }
 
