@@ -136,6 +136,12 @@ fn multipart(uri: &str, files: &[(&str, &[u8])]) -> Request<Body> {
         .unwrap()
 }
 
+/// A photo of the test set's no-face folder.
+fn no_face_photo(data: &Path) -> PathBuf {
+    let entries = std::fs::read_dir(data.join("faces/none")).unwrap();
+    entries.filter_map(|e| e.ok()).map(|e| e.path()).next().unwrap()
+}
+
 fn person_body(name: &str) -> Value {
     json!({"name": name, "surname": "Tester", "birthday": "1961-08-04", "relationship": "amico", "role": "guest"})
 }
@@ -237,12 +243,7 @@ async fn enroll_recognize_verify_and_delete() {
         (status, error["error"]["code"].as_str()),
         (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_image"))
     );
-    let none = std::fs::read_dir(data.join("faces/none"))
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .next()
-        .unwrap();
+    let none = no_face_photo(&data);
     let (status, error, _) =
         send(&h.app, multipart(&faces_uri, &[("image", &std::fs::read(none).unwrap())])).await;
     assert_eq!(
@@ -277,12 +278,7 @@ async fn enroll_recognize_verify_and_delete() {
         send(&h.app, multipart("/api/verify", &[("image1", &first), ("image2", &other)])).await;
     assert_eq!(status, StatusCode::OK, "{verdict}");
     assert_eq!(verdict["match"], true, "{verdict}");
-    let none = std::fs::read_dir(data.join("faces/none"))
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .next()
-        .unwrap();
+    let none = no_face_photo(&data);
     let (status, error, _) = send(
         &h.app,
         multipart("/api/verify", &[("image1", &first), ("image2", &std::fs::read(none).unwrap())]),
@@ -468,12 +464,7 @@ async fn quality_gate_duplicates_batches_and_strict_mode() {
     );
 
     // A batch: new photos enrolled, a duplicate skipped, bad ones rejected with reasons.
-    let none = std::fs::read_dir(data.join("faces/none"))
-        .unwrap()
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .next()
-        .unwrap();
+    let none = no_face_photo(&data);
     let none = std::fs::read(none).unwrap();
     let katy2 = photo("faces/katy_perry/katy_perry_02.jpg");
     let batch = [

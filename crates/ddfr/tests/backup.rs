@@ -4,20 +4,14 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use ddfr_core::{Embedding, ModelId, PixelBox};
 use ddfr_protocol::{PersonFields, Relationship, Role};
 use ddfr_store::{NewFace, PersonStore, SQLITE_FILE_NAME, SqliteStore};
 
-fn ddfr(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_ddfr")).args(args).output().expect("run ddfr")
-}
-
-fn json(output: &Output) -> serde_json::Value {
-    assert!(output.status.success(), "ddfr failed: {}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).expect("stdout is JSON")
-}
+mod common;
+use common::{ddfr, json};
 
 fn failed_with(output: &Output, needle: &str) {
     assert_eq!(output.status.code(), Some(1), "{output:?}");

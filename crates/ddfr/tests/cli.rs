@@ -1,38 +1,9 @@
 //! The `ddfr` command line as a user runs it: JSON on stdout, one-line errors and exit status 1.
 
 #![allow(clippy::print_stdout)] // SKIPPED notes go to the test output.
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn ddfr(args: &[&str]) -> Output {
-    // The binary may live outside the checkout (CARGO_TARGET_DIR), so name the models directory.
-    Command::new(env!("CARGO_BIN_EXE_ddfr"))
-        .env("DDFR_MODELS_DIR", repo_root().join("models"))
-        .args(args)
-        .output()
-        .expect("run ddfr")
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn ready() -> Option<PathBuf> {
-    let testdata = std::env::var_os("DDFR_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared/testdata"));
-    if !repo_root().join("models/dlib_resnet_v1.onnx").is_file() || !testdata.join("faces").is_dir()
-    {
-        println!("SKIPPED: models/ (scripts/setup) or the test data is missing");
-        return None;
-    }
-    Some(testdata)
-}
-
-fn json(output: &Output) -> serde_json::Value {
-    assert!(output.status.success(), "ddfr failed: {}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).expect("stdout is JSON")
-}
+mod common;
+use common::{ddfr, json, ready};
 
 #[test]
 fn recognize_prints_pixel_boxes_and_scores_per_image() {

@@ -4,7 +4,6 @@
 // SKIPPED notes go to the test output; helpers outside #[test] fns unwrap like the tests.
 #![allow(clippy::print_stdout, clippy::unwrap_used)]
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use ddfr_core::{ModelId, PixelBox};
 use ddfr_engine::decode::{DecodeLimits, decode_image};
@@ -15,38 +14,8 @@ use ddfr_protocol::{PersonFields, Relationship, Role};
 use ddfr_store::{NewFace, PersonStore, SqliteStore};
 use serde_json::Value;
 
-fn ddfr(args: &[&str]) -> Output {
-    // The binary may live outside the checkout (CARGO_TARGET_DIR), so name the models directory.
-    Command::new(env!("CARGO_BIN_EXE_ddfr"))
-        .env("DDFR_MODELS_DIR", repo_root().join("models"))
-        .env_remove("DDFR_MATCH_THRESHOLD")
-        .env_remove("DDFR_DATABASE_URL")
-        .env_remove("DDFR_PACK")
-        .args(args)
-        .output()
-        .expect("run ddfr")
-}
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn ready() -> Option<PathBuf> {
-    let testdata = std::env::var_os("DDFR_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared/testdata"));
-    if !repo_root().join("models/dlib_resnet_v1.onnx").is_file() || !testdata.join("faces").is_dir()
-    {
-        println!("SKIPPED: models/ (scripts/setup) or the test data is missing");
-        return None;
-    }
-    Some(testdata)
-}
-
-fn json(output: &Output) -> Value {
-    assert!(output.status.success(), "ddfr failed: {}", String::from_utf8_lossy(&output.stderr));
-    serde_json::from_slice(&output.stdout).expect("stdout is JSON")
-}
+mod common;
+use common::{ddfr, json, ready, repo_root};
 
 fn f(value: &Value) -> f64 {
     value.as_f64().unwrap_or_else(|| panic!("not a number: {value}"))
