@@ -94,6 +94,12 @@ impl Server {
 
     /// Starts a server and waits until it is healthy.
     pub async fn start_with(options: ServerOptions) -> Result<Self> {
+        Self::start_on_port(options, free_port()?).await
+    }
+
+    /// Starts a server on `port` (e.g. the port of a server that just stopped, to restart it
+    /// in place) and waits until it is healthy.
+    pub async fn start_on_port(options: ServerOptions, port: u16) -> Result<Self> {
         let (temp, data_dir) = match options.data_dir {
             Some(dir) => (None, dir),
             None => {
@@ -102,7 +108,6 @@ impl Server {
                 (Some(temp), dir)
             }
         };
-        let port = free_port()?;
         let host = options.host.unwrap_or_else(|| "127.0.0.1".to_owned());
         let log = std::fs::File::create(data_dir.join("server.log"))?;
         let mut command = Command::new(ddfr_binary()?);
@@ -177,6 +182,17 @@ impl Server {
             std::thread::sleep(Duration::from_millis(20));
         }
         bail!("server did not exit within {timeout:?}")
+    }
+
+    /// Sends SIGKILL (`kill -9`: no shutdown code runs) and reaps the process.
+    pub fn kill(&mut self) -> Result<std::process::ExitStatus> {
+        self.child.kill().context("sending SIGKILL")?;
+        Ok(self.child.wait()?)
+    }
+
+    /// The port it listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.rsplit(':').next().and_then(|p| p.parse().ok()).unwrap_or(0)
     }
 }
 
