@@ -2,6 +2,8 @@
 
 use ddfr_core::{FaceId, ModelId, PersonId, VisitorId};
 
+/// SQLite's primary result code for "disk I/O error" (a failed read, write or fsync).
+const SQLITE_IOERR: i64 = 10;
 /// SQLite's primary result code for "database disk image is malformed".
 const SQLITE_CORRUPT: i64 = 11;
 /// SQLite's primary result code for "database or disk is full".
@@ -10,6 +12,8 @@ const SQLITE_FULL: i64 = 13;
 const SQLITE_NOTADB: i64 = 26;
 /// PostgreSQL's SQLSTATE for `disk_full`.
 const PG_DISK_FULL: &str = "53100";
+/// PostgreSQL's SQLSTATE class of system errors (`io_error` 58030 and the like).
+const PG_SYSTEM_ERROR_CLASS: &str = "58";
 /// SQLite keeps the primary result code in the low byte of an extended code.
 const SQLITE_PRIMARY_CODE_MASK: i64 = 0xFF;
 
@@ -42,9 +46,18 @@ pub enum StoreError {
         /// What was found.
         message: String,
     },
-    /// The disk (or the database's quota) is full; nothing was written.
+    /// The disk (or the database's quota) is full; nothing was written. SQLite's
+    /// `SQLITE_FULL`, PostgreSQL's `disk_full`.
     #[error("the database storage is full")]
     StorageFull {
+        /// The database error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The disk failed a read, write or sync; the transaction was rolled back. SQLite's
+    /// `SQLITE_IOERR` (with any extended code), PostgreSQL's class 58 system errors.
+    #[error("the database storage failed (I/O error)")]
+    StorageIo {
         /// The database error.
         #[source]
         source: sqlx::Error,
@@ -69,6 +82,30 @@ pub enum StoreError {
     /// Any other database error.
     #[error("database error")]
     Database(#[source] sqlx::Error),
+    /// The database is encrypted at rest and no key was given; nothing was read or written.
+    #[error(
+        "the database is encrypted at rest and no encryption key was given; nothing was changed"
+    )]
+    EncryptionKeyRequired,
+    /// The key does not open the database's key check; nothing was read or written.
+    #[error(
+        "the encryption key does not match the one this database was encrypted with; \
+         nothing was changed"
+    )]
+    WrongEncryptionKey,
+    /// A stored value does not decrypt under the key at its place: it was altered, moved
+    /// from another row, or written under another key. Never skipped.
+    #[error("cannot decrypt {value}: it was altered, moved or written under another key")]
+    Decryption {
+        /// Which value (ids only).
+        value: String,
+    },
+    /// Encrypting a value failed (e.g. no randomness from the operating system).
+    #[error("encryption failed: {message}")]
+    Encryption {
+        /// What failed.
+        message: String,
+    },
 }
 
 impl StoreError {
@@ -83,8 +120,9 @@ impl StoreError {
 }
 
 impl From<sqlx::Error> for StoreError {
-    /// Sorts database errors into the cases callers act on: a full disk (HTTP 507) and a
-    /// corrupt file (refuse to serve) are told apart from everything else.
+    /// Sorts database errors into the cases callers act on: a full disk (HTTP 507), a
+    /// failing disk (HTTP 503) and a corrupt file (refuse to serve) are told apart from
+    /// everything else.
     fn from(error: sqlx::Error) -> Self {
         let (sqlite_code, sqlstate) = match &error {
             sqlx::Error::Database(db) => {
@@ -101,6 +139,10 @@ impl From<sqlx::Error> for StoreError {
         match (sqlite_code, sqlstate.as_deref()) {
             (Some(SQLITE_FULL), _) | (_, Some(PG_DISK_FULL)) => {
                 StoreError::StorageFull { source: error }
+            }
+            (Some(SQLITE_IOERR), _) => StoreError::StorageIo { source: error },
+            (_, Some(state)) if state.starts_with(PG_SYSTEM_ERROR_CLASS) => {
+                StoreError::StorageIo { source: error }
             }
             (Some(SQLITE_CORRUPT | SQLITE_NOTADB), _) => {
                 StoreError::Integrity { message: error.to_string() }

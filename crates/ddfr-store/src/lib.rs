@@ -19,13 +19,25 @@
 //! `wal_checkpoint(TRUNCATE)` afterwards empties the write-ahead log, so the bytes are not
 //! recoverable from the `.db` or `-wal` file. PostgreSQL deletes the rows but leaves dead
 //! tuples to `VACUUM`; that backend does not make the byte-level promise.
+//!
+//! Encryption at rest (optional, [`StoreOptions::encryption_key`]): crops and embeddings of
+//! enrolled faces and of unknown visitors are sealed one by one with XChaCha20-Poly1305, each
+//! bound to its row and owner; the database records a key check, so a wrong or missing key
+//! refuses to open before anything is written (see the `crypt` module). The trait is the same
+//! either way: callers see plaintext.
+//!
+//! Schema versions: reversible migrations per backend, applied at open; SQLite copies an
+//! existing database aside before migrating it ([`SCHEMA_VERSION`], [`SqliteStore::migrate_to`]).
 #![warn(missing_docs)]
 
+mod at_rest;
 mod audit;
+mod crypt;
 mod error;
 mod model;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod schema;
 mod sql;
 mod sqlite;
 mod url;
@@ -38,13 +50,49 @@ use ddfr_core::{Embedding, FaceId, ModelId, PersonId};
 use ddfr_protocol::{PersonChanges, PersonFields};
 
 pub use audit::{AuditEntry, AuditResult, AuditStore, MAX_AUDIT_DETAIL_CHARS, NewAuditEntry};
+pub use crypt::{ENVELOPE_OVERHEAD, EncryptionKey, KEY_LEN, KeyError};
 pub use error::StoreError;
 pub use model::{EmbeddingModelCount, FaceEmbedding, FaceSample, NewFace, Person, StoredEmbedding};
 #[cfg(feature = "postgres")]
 pub use postgres::PgStore;
+pub use schema::{DEFAULT_MIGRATION_BACKUPS, SCHEMA_VERSION};
 pub use sqlite::{SQLITE_FILE_NAME, SqliteStore};
-pub use url::{DatabaseUrl, StoreKind, open_store};
+pub use url::{DatabaseUrl, StoreKind, open_store, open_store_with};
 pub use visitors::{Visitor, VisitorSample, VisitorStore, VisitorWrite};
+
+/// How a store is opened.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// The key for encryption at rest. `None`: values are stored as they are, and an
+    /// encrypted database refuses to open ([`StoreError::EncryptionKeyRequired`]). `Some`: a
+    /// database encrypted under another key refuses to open
+    /// ([`StoreError::WrongEncryptionKey`]); a plaintext one is encrypted in one transaction.
+    pub encryption_key: Option<EncryptionKey>,
+    /// With a key, whether a plaintext database is encrypted at open (the default). When
+    /// false, a plaintext database opens as plaintext and the key is not used: for tools that
+    /// must not change a database a running server has open (`ddfr backup`).
+    pub encrypt_plaintext: bool,
+    /// How many copies of a SQLite database taken before a schema migration are kept next to
+    /// it (0: none are taken). PostgreSQL takes none.
+    pub migration_backups: usize,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            encryption_key: None,
+            encrypt_plaintext: true,
+            migration_backups: DEFAULT_MIGRATION_BACKUPS,
+        }
+    }
+}
+
+impl StoreOptions {
+    /// The default options with an encryption key.
+    pub fn encrypted(key: EncryptionKey) -> Self {
+        Self { encryption_key: Some(key), ..Self::default() }
+    }
+}
 
 /// Persons, face samples, crops and embeddings. Every method is one transaction.
 ///

@@ -11,12 +11,13 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Executor, Postgres, QueryBuilder, Row};
 
+use crate::crypt::{AtRest, Field};
 use crate::model::{
     FaceRow, PersonRow, check_single_dim, decode_embedding, decode_face_embedding, dim_column, now,
 };
 use crate::{
     DatabaseUrl, EmbeddingModelCount, FaceEmbedding, FaceSample, NewFace, Person, PersonStore,
-    StoreError, StoredEmbedding, sql,
+    StoreError, StoreOptions, StoredEmbedding, schema, sql,
 };
 
 /// Connections in the pool; the server's REST traffic is light and never on the frame path.
@@ -25,22 +26,100 @@ const MAX_CONNECTIONS: u32 = 8;
 const IDS_PER_QUERY: usize = 500;
 
 /// The PostgreSQL migrations, embedded in the binary.
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
+pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("./migrations/postgres");
 
 /// The PostgreSQL backend of [`PersonStore`].
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    at_rest: AtRest,
 }
 
 impl PgStore {
     /// Connects to `url` (`postgres://...`) and applies the migrations.
     pub async fn connect(url: &DatabaseUrl) -> Result<Self, StoreError> {
+        Self::connect_with_options(url, &StoreOptions::default()).await
+    }
+
+    /// [`PgStore::connect`] with options: the encryption key is checked against the
+    /// database's key check before anything is written, and a plaintext database connected
+    /// with a key is encrypted (as `SqliteStore`). PostgreSQL takes no pre-migration copy (use
+    /// `pg_dump`); `migration_backups` is ignored.
+    pub async fn connect_with_options(
+        url: &DatabaseUrl,
+        store_options: &StoreOptions,
+    ) -> Result<Self, StoreError> {
         let pool =
             PgPoolOptions::new().max_connections(MAX_CONNECTIONS).connect(url.expose()).await?;
-        MIGRATOR.run(&pool).await?;
+        let mut store = Self { pool, at_rest: AtRest::new(store_options.encryption_key.as_ref()) };
+        if let Err(error) = store.prepare(store_options).await {
+            store.pool.close().await;
+            return Err(error);
+        }
         tracing::debug!(url = %url, "PostgreSQL store open");
-        Ok(Self { pool })
+        Ok(store)
+    }
+
+    /// The key check (before anything is written), the migrations, and encrypting a plaintext
+    /// database connected with a key.
+    async fn prepare(&mut self, store_options: &StoreOptions) -> Result<(), StoreError> {
+        let recorded = self.recorded_key_check().await?;
+        self.at_rest.verify(recorded.as_deref())?;
+        if recorded.is_none() && !store_options.encrypt_plaintext {
+            self.at_rest = AtRest::new(None);
+        }
+        MIGRATOR.run(&self.pool).await?;
+        if self.at_rest.is_encrypted() && recorded.is_none() {
+            let sealed = self.encrypt_existing().await?;
+            tracing::info!(
+                crops = sealed.crops,
+                embeddings = sealed.embeddings,
+                visitors = sealed.visitors,
+                visitor_samples = sealed.visitor_samples,
+                "encryption at rest turned on: every stored crop and embedding is now encrypted \
+                 (PostgreSQL keeps the old row versions until VACUUM)"
+            );
+        }
+        Ok(())
+    }
+
+    /// Moves the database at `url` to schema version `target` (up or down), as
+    /// `SqliteStore::migrate_to` but without a copy (use `pg_dump` first).
+    pub async fn migrate_to(url: &DatabaseUrl, target: i64) -> Result<(), StoreError> {
+        let pool = PgPoolOptions::new().max_connections(1).connect(url.expose()).await?;
+        let result = async {
+            let has_table: i64 = sqlx::query_scalar(
+                "SELECT CAST(CASE WHEN to_regclass('_sqlx_migrations') IS NULL THEN 0 ELSE 1 END \
+                 AS BIGINT)",
+            )
+            .fetch_one(&pool)
+            .await?;
+            let applied: Option<i64> = if has_table == 0 {
+                None
+            } else {
+                sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                    .fetch_one(&pool)
+                    .await?
+            };
+            if applied.unwrap_or(0) <= target {
+                schema::migrator_up_to(&MIGRATOR, target).run(&pool).await?;
+            } else {
+                MIGRATOR.undo(&pool, target).await?;
+            }
+            Ok(())
+        }
+        .await;
+        pool.close().await;
+        result
+    }
+
+    /// True when the store encrypts crops and embeddings at rest.
+    pub fn is_encrypted(&self) -> bool {
+        self.at_rest.is_encrypted()
+    }
+
+    pub(crate) fn at_rest(&self) -> &AtRest {
+        &self.at_rest
     }
 
     /// The connection pool, for diagnostics and tests.
@@ -248,12 +327,16 @@ impl PersonStore for PgStore {
             .bind(created_at.unix_millis())
             .fetch_one(&mut *tx)
             .await?;
-        sqlx::query(sql::INSERT_CROP).bind(id).bind(&face.crop_jpeg).execute(&mut *tx).await?;
+        let crop =
+            self.at_rest.seal(Field::FaceCrop { person: person.0, face: id }, &face.crop_jpeg)?;
+        let field = Field::Embedding { person: person.0, face: id, model: face.model.as_str() };
+        let vector = self.at_rest.seal(field, &face.embedding.to_le_bytes())?;
+        sqlx::query(sql::INSERT_CROP).bind(id).bind(crop).execute(&mut *tx).await?;
         sqlx::query(sql::UPSERT_EMBEDDING)
             .bind(id)
             .bind(face.model.as_str())
             .bind(dim_column(&face.embedding))
-            .bind(face.embedding.to_le_bytes())
+            .bind(vector)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -278,7 +361,9 @@ impl PersonStore for PgStore {
             .fetch_optional(&mut *tx)
             .await?;
         match crop {
-            Some(crop) => Ok(crop),
+            Some(crop) => {
+                self.at_rest.open(Field::FaceCrop { person: person.0, face: face.0 }, &crop)
+            }
             None if person_exists(&mut *tx, person).await? => Err(StoreError::FaceNotFound(face)),
             None => Err(StoreError::PersonNotFound(person)),
         }
@@ -312,8 +397,10 @@ impl PersonStore for PgStore {
         tx.commit().await?;
         rows.iter()
             .map(|row| {
-                let vector: &[u8] = row.try_get(3)?;
-                decode_face_embedding(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, vector)
+                let (face, model): (i64, String) = (row.try_get(0)?, row.try_get(1)?);
+                let field = Field::Embedding { person: person.0, face, model: &model };
+                let vector = self.at_rest.open(field, row.try_get(3)?)?;
+                decode_face_embedding(face, model, row.try_get(2)?, &vector)
             })
             .collect()
     }
@@ -326,8 +413,10 @@ impl PersonStore for PgStore {
         let embeddings = rows
             .iter()
             .map(|row| {
-                let vector: &[u8] = row.try_get(3)?;
-                decode_embedding(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, vector)
+                let (face, person): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+                let field = Field::Embedding { person, face, model: model.as_str() };
+                let vector = self.at_rest.open(field, row.try_get(3)?)?;
+                decode_embedding(face, person, row.try_get(2)?, &vector)
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         check_single_dim(model, &embeddings)?;
@@ -341,15 +430,19 @@ impl PersonStore for PgStore {
         embedding: &Embedding,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        if sqlx::query(sql::FACE_EXISTS).bind(face.0).fetch_optional(&mut *tx).await?.is_none() {
+        let person: Option<i64> =
+            sqlx::query_scalar(sql::FACE_PERSON).bind(face.0).fetch_optional(&mut *tx).await?;
+        let Some(person) = person else {
             return Err(StoreError::FaceNotFound(face));
-        }
+        };
         check_model_dim(&mut *tx, model, embedding).await?;
+        let field = Field::Embedding { person, face: face.0, model: model.as_str() };
+        let vector = self.at_rest.seal(field, &embedding.to_le_bytes())?;
         sqlx::query(sql::UPSERT_EMBEDDING)
             .bind(face.0)
             .bind(model.as_str())
             .bind(dim_column(embedding))
-            .bind(embedding.to_le_bytes())
+            .bind(vector)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;

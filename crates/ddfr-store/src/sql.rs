@@ -43,7 +43,7 @@ pub const UPSERT_EMBEDDING: &str = "INSERT INTO embeddings (face_id, model, dim,
 pub const MODEL_DIM: &str = "SELECT dim FROM embeddings WHERE model = $1 LIMIT 1";
 pub const FACES_OF_PERSON: &str = "SELECT id, person_id, box_top, box_right, box_bottom, \
      box_left, created_at FROM faces WHERE person_id = $1 ORDER BY id";
-pub const FACE_EXISTS: &str = "SELECT 1 FROM faces WHERE id = $1";
+pub const FACE_PERSON: &str = "SELECT person_id FROM faces WHERE id = $1";
 pub const FACE_CROP: &str = "SELECT c.jpeg FROM face_crops c JOIN faces f ON f.id = c.face_id \
      WHERE f.id = $1 AND f.person_id = $2";
 pub const DELETE_FACE_EMBEDDINGS: &str = "DELETE FROM embeddings WHERE face_id = \
@@ -66,14 +66,18 @@ pub const INSERT_VISITOR: &str = "INSERT INTO visitors \
      VALUES ($1, $2, $3, $4, $5, $6, $6)";
 pub const UPDATE_VISITOR: &str =
     "UPDATE visitors SET centroid = $1, sightings = $2, last_seen = $3 WHERE id = $4";
+/// Inserted with empty values first: the sample's id is part of its sealed values' associated
+/// data, so they are written by [`UPDATE_VISITOR_SAMPLE`] once the id is known.
 pub const INSERT_VISITOR_SAMPLE: &str = "INSERT INTO visitor_samples \
-     (visitor_id, vector, jpeg, created_at) VALUES ($1, $2, $3, $4)";
+     (visitor_id, vector, jpeg, created_at) VALUES ($1, $2, $3, $4) RETURNING id";
+pub const UPDATE_VISITOR_SAMPLE: &str =
+    "UPDATE visitor_samples SET vector = $1, jpeg = $2 WHERE id = $3";
 pub const ALL_VISITORS: &str = "SELECT v.id, v.model, v.dim, v.centroid, v.sightings, \
      v.first_seen, v.last_seen, \
      (SELECT COUNT(*) FROM visitor_samples s WHERE s.visitor_id = v.id) AS n_samples \
      FROM visitors v ORDER BY v.last_seen DESC, v.id";
-pub const VISITOR_SAMPLES: &str =
-    "SELECT vector, jpeg, created_at FROM visitor_samples WHERE visitor_id = $1 ORDER BY id";
+pub const VISITOR_SAMPLES: &str = "SELECT vector, jpeg, created_at, id FROM visitor_samples \
+     WHERE visitor_id = $1 ORDER BY id";
 pub const DELETE_VISITOR_SAMPLES: &str = "DELETE FROM visitor_samples WHERE visitor_id = $1";
 pub const DELETE_VISITOR: &str = "DELETE FROM visitors WHERE id = $1";
 pub const DELETE_STALE_VISITOR_SAMPLES: &str = "DELETE FROM visitor_samples WHERE visitor_id IN \
@@ -94,3 +98,22 @@ pub const AUDIT_OF_PERSON: &str = "SELECT id, at, actor, action, target_kind, ta
 pub const EMBEDDINGS_OF_PERSON: &str = "SELECT e.face_id, e.model, e.dim, e.vector \
      FROM embeddings e JOIN faces f ON f.id = e.face_id WHERE f.person_id = $1 \
      ORDER BY e.face_id, e.model";
+
+/// Encryption at rest (schema v4): the key check, and the pages an existing plaintext database
+/// is encrypted in (each page starts after the last key of the previous one).
+pub const KEY_CHECK_VALUE: &str = "SELECT value FROM store_meta WHERE key = $1";
+pub const INSERT_KEY_CHECK: &str = "INSERT INTO store_meta (key, value) VALUES ($1, $2)";
+pub const CROPS_PAGE: &str = "SELECT c.face_id, f.person_id, c.jpeg FROM face_crops c \
+     JOIN faces f ON f.id = c.face_id WHERE c.face_id > $1 ORDER BY c.face_id LIMIT $2";
+pub const UPDATE_CROP: &str = "UPDATE face_crops SET jpeg = $1 WHERE face_id = $2";
+pub const EMBEDDINGS_PAGE: &str = "SELECT e.face_id, f.person_id, e.model, e.vector \
+     FROM embeddings e JOIN faces f ON f.id = e.face_id \
+     WHERE e.face_id > $1 OR (e.face_id = $1 AND e.model > $2) \
+     ORDER BY e.face_id, e.model LIMIT $3";
+pub const UPDATE_EMBEDDING_VECTOR: &str =
+    "UPDATE embeddings SET vector = $1 WHERE face_id = $2 AND model = $3";
+pub const VISITORS_PAGE: &str =
+    "SELECT id, centroid FROM visitors WHERE id > $1 ORDER BY id LIMIT $2";
+pub const UPDATE_VISITOR_CENTROID: &str = "UPDATE visitors SET centroid = $1 WHERE id = $2";
+pub const VISITOR_SAMPLES_PAGE: &str = "SELECT id, visitor_id, vector, jpeg \
+     FROM visitor_samples WHERE id > $1 ORDER BY id LIMIT $2";

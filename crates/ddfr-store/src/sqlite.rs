@@ -5,6 +5,11 @@
 //! pages are zeroed). Opening runs `PRAGMA quick_check` before the migrations and refuses a
 //! corrupt file. Deletes end with `PRAGMA wal_checkpoint(TRUNCATE)` so the deleted bytes do not
 //! linger in the write-ahead log.
+//!
+//! Opening then checks the encryption key against the database's key check (see
+//! [`crate::crypt`]) before anything is written, copies an existing database aside before a
+//! migration changes it ([`crate::schema`]), migrates, and, when a key is given for a plaintext
+//! database, encrypts it.
 
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -18,14 +23,15 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
 };
-use sqlx::{Executor, QueryBuilder, Row, Sqlite};
+use sqlx::{Connection, Executor, QueryBuilder, Row, Sqlite, SqliteConnection};
 
+use crate::crypt::{AtRest, Field};
 use crate::model::{
     FaceRow, PersonRow, check_single_dim, decode_embedding, decode_face_embedding, dim_column, now,
 };
 use crate::{
     EmbeddingModelCount, FaceEmbedding, FaceSample, NewFace, Person, PersonStore, StoreError,
-    StoredEmbedding, sql,
+    StoreOptions, StoredEmbedding, schema, sql,
 };
 
 /// The database file's name inside the data dir.
@@ -41,12 +47,13 @@ const IDS_PER_QUERY: usize = 500;
 const MAX_CHECK_LINES: usize = 5;
 
 /// The SQLite migrations, embedded in the binary.
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
+pub(crate) static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// The SQLite backend of [`PersonStore`].
 #[derive(Debug, Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    at_rest: AtRest,
 }
 
 impl SqliteStore {
@@ -55,50 +62,223 @@ impl SqliteStore {
     /// `PRAGMA quick_check` and migrated; a corrupt file is refused with
     /// [`StoreError::Integrity`].
     pub async fn open(path_or_url: &str) -> Result<Self, StoreError> {
-        let options = if path_or_url.starts_with("sqlite:") {
-            SqliteConnectOptions::from_str(path_or_url)?
-        } else {
-            SqliteConnectOptions::new().filename(path_or_url)
-        };
-        Self::open_with(options).await
+        Self::open_with_options(path_or_url, &StoreOptions::default()).await
+    }
+
+    /// [`SqliteStore::open`] with options: an encryption key (a wrong or missing key for an
+    /// encrypted database is refused before anything is written; a plaintext database opened
+    /// with a key is encrypted), and how many pre-migration copies to keep.
+    pub async fn open_with_options(
+        path_or_url: &str,
+        store_options: &StoreOptions,
+    ) -> Result<Self, StoreError> {
+        Self::open_with(connect_options(path_or_url)?, store_options).await
     }
 
     /// Opens `ddfr.db` in `data_dir`, which must exist.
     pub async fn open_in_dir(data_dir: &Path) -> Result<Self, StoreError> {
-        Self::open_with(SqliteConnectOptions::new().filename(data_dir.join(SQLITE_FILE_NAME))).await
+        Self::open_in_dir_with_options(data_dir, &StoreOptions::default()).await
     }
 
-    async fn open_with(options: SqliteConnectOptions) -> Result<Self, StoreError> {
-        let options = options
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT)
-            .pragma("secure_delete", "ON");
-        let path = options.get_filename().display().to_string();
-        let refuse = |error: StoreError| match error {
-            StoreError::Integrity { message } => StoreError::Integrity {
-                message: format!("{path} is corrupt, refusing to open it: {message}"),
-            },
-            other => other,
-        };
-        let pool = SqlitePoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .connect_with(options)
-            .await
-            .map_err(|error| refuse(error.into()))?;
-        let store = Self { pool };
-        // Check before migrating: a migration must never write into a damaged file.
-        if let Err(error) = store.check_integrity().await {
+    /// [`SqliteStore::open_in_dir`] with options (see [`SqliteStore::open_with_options`]).
+    pub async fn open_in_dir_with_options(
+        data_dir: &Path,
+        store_options: &StoreOptions,
+    ) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::new().filename(data_dir.join(SQLITE_FILE_NAME));
+        Self::open_with(options, store_options).await
+    }
+
+    async fn open_with(
+        options: SqliteConnectOptions,
+        store_options: &StoreOptions,
+    ) -> Result<Self, StoreError> {
+        let at_rest = AtRest::new(store_options.encryption_key.as_ref());
+        verify_key_read_only(&options, &at_rest).await?;
+        let pool = connect(options).await?;
+        let mut store = Self { pool, at_rest };
+        if let Err(error) = store.prepare(store_options).await {
             store.pool.close().await;
-            return Err(refuse(error));
+            return Err(error);
         }
-        MIGRATOR.run(&store.pool).await?;
-        tracing::debug!(path, "SQLite store open");
+        tracing::debug!(path = %store.path().display(), "SQLite store open");
         Ok(store)
     }
 
+    /// After connecting: the key check (before anything is written), the pre-migration copy,
+    /// the migrations, and encrypting a plaintext database opened with a key.
+    async fn prepare(&mut self, store_options: &StoreOptions) -> Result<(), StoreError> {
+        let recorded = self.recorded_key_check().await?;
+        self.at_rest.verify(recorded.as_deref())?;
+        if recorded.is_none() && !store_options.encrypt_plaintext {
+            self.at_rest = AtRest::new(None);
+        }
+        let applied = schema::sqlite_applied_version(&self.pool).await?;
+        if let Some(from) = applied
+            && from < schema::SCHEMA_VERSION
+        {
+            schema::sqlite_backup_before_migration(
+                &self.pool,
+                &self.path(),
+                from,
+                schema::SCHEMA_VERSION,
+                store_options.migration_backups,
+            )
+            .await?;
+        }
+        MIGRATOR.run(&self.pool).await?;
+        if self.at_rest.is_encrypted() && recorded.is_none() {
+            let started = std::time::Instant::now();
+            let sealed = self.encrypt_existing().await?;
+            // The plaintext's pages were freed (and zeroed: secure_delete); the log goes too.
+            self.purge_wal().await;
+            tracing::info!(
+                crops = sealed.crops,
+                embeddings = sealed.embeddings,
+                visitors = sealed.visitors,
+                visitor_samples = sealed.visitor_samples,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "encryption at rest turned on: every stored crop and embedding is now encrypted"
+            );
+        }
+        Ok(())
+    }
+
+    /// Moves the database at `path_or_url` to schema version `target` (up or down), for
+    /// operators and the migration tests; a database opened by [`SqliteStore::open`] is always
+    /// at [`crate::SCHEMA_VERSION`]. An existing database is first copied aside as on open
+    /// (`keep_backups` copies kept), and the copy's path returned. Going down removes what the
+    /// older schema cannot hold (e.g. below v3 the audit log), and an encrypted database cannot
+    /// go below v4.
+    pub async fn migrate_to(
+        path_or_url: &str,
+        target: i64,
+        keep_backups: usize,
+    ) -> Result<Option<PathBuf>, StoreError> {
+        let options = connect_options(path_or_url)?;
+        let pool = connect(options).await?;
+        let result = async {
+            let applied = schema::sqlite_applied_version(&pool).await?;
+            let path = pool.connect_options().get_filename().to_path_buf();
+            let backup = match applied {
+                Some(from) if from != target => {
+                    schema::sqlite_backup_before_migration(&pool, &path, from, target, keep_backups)
+                        .await?
+                }
+                _ => None,
+            };
+            if applied.unwrap_or(0) <= target {
+                schema::migrator_up_to(&MIGRATOR, target).run(&pool).await?;
+            } else {
+                MIGRATOR.undo(&pool, target).await?;
+            }
+            Ok(backup)
+        }
+        .await;
+        pool.close().await;
+        result
+    }
+
+    /// True when the store encrypts crops and embeddings at rest.
+    pub fn is_encrypted(&self) -> bool {
+        self.at_rest.is_encrypted()
+    }
+
+    pub(crate) fn at_rest(&self) -> &AtRest {
+        &self.at_rest
+    }
+}
+
+/// Connect options for a file path or a `sqlite:` URL.
+fn connect_options(path_or_url: &str) -> Result<SqliteConnectOptions, StoreError> {
+    Ok(if path_or_url.starts_with("sqlite:") {
+        SqliteConnectOptions::from_str(path_or_url)?
+    } else {
+        SqliteConnectOptions::new().filename(path_or_url)
+    })
+}
+
+/// Checks the key against an existing database's key check over one read-only connection,
+/// before any read-write connection exists: a refused key leaves the files exactly as they
+/// were (closing a read-write connection may checkpoint a log an earlier run left behind).
+async fn verify_key_read_only(
+    options: &SqliteConnectOptions,
+    at_rest: &AtRest,
+) -> Result<(), StoreError> {
+    let path = options.get_filename();
+    if !path.is_file() {
+        return Ok(());
+    }
+    let refuse = |error: StoreError| match error {
+        StoreError::Integrity { message } => StoreError::Integrity {
+            message: format!("{} is corrupt, refusing to open it: {message}", path.display()),
+        },
+        other => other,
+    };
+    let read_only = options.clone().read_only(true).busy_timeout(BUSY_TIMEOUT);
+    let mut connection =
+        sqlx::ConnectOptions::connect(&read_only).await.map_err(|error| refuse(error.into()))?;
+    let recorded = async {
+        let has_meta: i64 =
+            sqlx::query_scalar(crate::at_rest::SQLITE_HAS_META).fetch_one(&mut connection).await?;
+        if has_meta == 0 {
+            return Ok::<Option<Vec<u8>>, StoreError>(None);
+        }
+        Ok(sqlx::query_scalar(sql::KEY_CHECK_VALUE)
+            .bind(crate::crypt::KEY_CHECK)
+            .fetch_optional(&mut connection)
+            .await?)
+    }
+    .await;
+    let _ = connection.close().await;
+    at_rest.verify(recorded.map_err(refuse)?.as_deref())
+}
+
+/// A pool with the pragmas of the module documentation, on a file that passed `quick_check`.
+async fn connect(options: SqliteConnectOptions) -> Result<SqlitePool, StoreError> {
+    let options = options
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .foreign_keys(true)
+        .busy_timeout(BUSY_TIMEOUT)
+        .pragma("secure_delete", "ON");
+    let path = options.get_filename().display().to_string();
+    let refuse = |error: StoreError| match error {
+        StoreError::Integrity { message } => StoreError::Integrity {
+            message: format!("{path} is corrupt, refusing to open it: {message}"),
+        },
+        other => other,
+    };
+    let pool = SqlitePoolOptions::new()
+        .max_connections(MAX_CONNECTIONS)
+        .after_release(|connection, _| Box::pin(outside_transaction(connection)))
+        .connect_with(options)
+        .await
+        .map_err(|error| refuse(error.into()))?;
+    // Check before migrating: a migration must never write into a damaged file.
+    if let Err(error) = quick_check(&pool).await {
+        pool.close().await;
+        return Err(refuse(error));
+    }
+    Ok(pool)
+}
+
+/// Whether a released connection may go back to the pool. After a failed write SQLite may
+/// roll the whole transaction back by itself (`SQLITE_FULL` on a full disk, `SQLITE_IOERR`);
+/// sqlx's own `ROLLBACK` then fails and the connection still counts itself inside a
+/// transaction, refusing every later `BEGIN IMMEDIATE`. Such a connection is closed instead.
+async fn outside_transaction(connection: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
+    // Queued behind the rollback of a dropped transaction: the depth read next is final.
+    connection.ping().await?;
+    let reusable = !connection.is_in_transaction();
+    if !reusable {
+        tracing::warn!("closing a database connection left inside a failed transaction");
+    }
+    Ok(reusable)
+}
+
+impl SqliteStore {
     /// The database file's path.
     pub fn path(&self) -> PathBuf {
         self.pool.connect_options().get_filename().to_path_buf()
@@ -212,6 +392,19 @@ async fn check_model_dim<'e>(
         }),
         _ => Ok(()),
     }
+}
+
+/// `PRAGMA quick_check`: [`StoreError::Integrity`] with the first lines of its report.
+async fn quick_check(pool: &SqlitePool) -> Result<(), StoreError> {
+    let report: Vec<String> = sqlx::query_scalar("PRAGMA quick_check").fetch_all(pool).await?;
+    if report.len() == 1 && report[0] == "ok" {
+        return Ok(());
+    }
+    let mut message: Vec<&str> = report.iter().take(MAX_CHECK_LINES).map(String::as_str).collect();
+    if report.len() > MAX_CHECK_LINES {
+        message.push("...");
+    }
+    Err(StoreError::integrity(format!("PRAGMA quick_check: {}", message.join("; "))))
 }
 
 fn count(value: i64) -> u64 {
@@ -347,12 +540,16 @@ impl PersonStore for SqliteStore {
             .bind(created_at.unix_millis())
             .fetch_one(&mut *tx)
             .await?;
-        sqlx::query(sql::INSERT_CROP).bind(id).bind(&face.crop_jpeg).execute(&mut *tx).await?;
+        let crop =
+            self.at_rest.seal(Field::FaceCrop { person: person.0, face: id }, &face.crop_jpeg)?;
+        let field = Field::Embedding { person: person.0, face: id, model: face.model.as_str() };
+        let vector = self.at_rest.seal(field, &face.embedding.to_le_bytes())?;
+        sqlx::query(sql::INSERT_CROP).bind(id).bind(crop).execute(&mut *tx).await?;
         sqlx::query(sql::UPSERT_EMBEDDING)
             .bind(id)
             .bind(face.model.as_str())
             .bind(dim_column(&face.embedding))
-            .bind(face.embedding.to_le_bytes())
+            .bind(vector)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -377,7 +574,9 @@ impl PersonStore for SqliteStore {
             .fetch_optional(&mut *tx)
             .await?;
         match crop {
-            Some(crop) => Ok(crop),
+            Some(crop) => {
+                self.at_rest.open(Field::FaceCrop { person: person.0, face: face.0 }, &crop)
+            }
             None if person_exists(&mut *tx, person).await? => Err(StoreError::FaceNotFound(face)),
             None => Err(StoreError::PersonNotFound(person)),
         }
@@ -412,8 +611,10 @@ impl PersonStore for SqliteStore {
         tx.commit().await?;
         rows.iter()
             .map(|row| {
-                let vector: &[u8] = row.try_get(3)?;
-                decode_face_embedding(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, vector)
+                let (face, model): (i64, String) = (row.try_get(0)?, row.try_get(1)?);
+                let field = Field::Embedding { person: person.0, face, model: &model };
+                let vector = self.at_rest.open(field, row.try_get(3)?)?;
+                decode_face_embedding(face, model, row.try_get(2)?, &vector)
             })
             .collect()
     }
@@ -426,8 +627,10 @@ impl PersonStore for SqliteStore {
         let embeddings = rows
             .iter()
             .map(|row| {
-                let vector: &[u8] = row.try_get(3)?;
-                decode_embedding(row.try_get(0)?, row.try_get(1)?, row.try_get(2)?, vector)
+                let (face, person): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+                let field = Field::Embedding { person, face, model: model.as_str() };
+                let vector = self.at_rest.open(field, row.try_get(3)?)?;
+                decode_embedding(face, person, row.try_get(2)?, &vector)
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         check_single_dim(model, &embeddings)?;
@@ -441,15 +644,19 @@ impl PersonStore for SqliteStore {
         embedding: &Embedding,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        if sqlx::query(sql::FACE_EXISTS).bind(face.0).fetch_optional(&mut *tx).await?.is_none() {
+        let person: Option<i64> =
+            sqlx::query_scalar(sql::FACE_PERSON).bind(face.0).fetch_optional(&mut *tx).await?;
+        let Some(person) = person else {
             return Err(StoreError::FaceNotFound(face));
-        }
+        };
         check_model_dim(&mut *tx, model, embedding).await?;
+        let field = Field::Embedding { person, face: face.0, model: model.as_str() };
+        let vector = self.at_rest.seal(field, &embedding.to_le_bytes())?;
         sqlx::query(sql::UPSERT_EMBEDDING)
             .bind(face.0)
             .bind(model.as_str())
             .bind(dim_column(embedding))
-            .bind(embedding.to_le_bytes())
+            .bind(vector)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
@@ -491,17 +698,7 @@ impl PersonStore for SqliteStore {
     }
 
     async fn check_integrity(&self) -> Result<(), StoreError> {
-        let report: Vec<String> =
-            sqlx::query_scalar("PRAGMA quick_check").fetch_all(&self.pool).await?;
-        if report.len() == 1 && report[0] == "ok" {
-            return Ok(());
-        }
-        let mut message: Vec<&str> =
-            report.iter().take(MAX_CHECK_LINES).map(String::as_str).collect();
-        if report.len() > MAX_CHECK_LINES {
-            message.push("...");
-        }
-        Err(StoreError::integrity(format!("PRAGMA quick_check: {}", message.join("; "))))
+        quick_check(&self.pool).await
     }
 
     async fn close(&self) {

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use crate::{PersonStore, SqliteStore, StoreError};
+use crate::{PersonStore, SqliteStore, StoreError, StoreOptions};
 
 /// The backend a database URL selects, by its scheme. Every variant exists in every build;
 /// opening one that was not compiled in is an error naming the feature.
@@ -109,10 +109,22 @@ impl fmt::Display for DatabaseUrl {
 /// Opens the store a URL names: migrations are applied and, for SQLite, the file is checked
 /// with `PRAGMA quick_check` first.
 pub async fn open_store(url: &DatabaseUrl) -> Result<Arc<dyn PersonStore>, StoreError> {
+    open_store_with(url, &StoreOptions::default()).await
+}
+
+/// [`open_store`] with options (encryption at rest, pre-migration copies).
+pub async fn open_store_with(
+    url: &DatabaseUrl,
+    options: &StoreOptions,
+) -> Result<Arc<dyn PersonStore>, StoreError> {
     match url.kind()? {
-        StoreKind::Sqlite => Ok(Arc::new(SqliteStore::open(url.expose()).await?)),
+        StoreKind::Sqlite => {
+            Ok(Arc::new(SqliteStore::open_with_options(url.expose(), options).await?))
+        }
         #[cfg(feature = "postgres")]
-        StoreKind::Postgres => Ok(Arc::new(crate::PgStore::connect(url).await?)),
+        StoreKind::Postgres => {
+            Ok(Arc::new(crate::PgStore::connect_with_options(url, options).await?))
+        }
         #[cfg(not(feature = "postgres"))]
         StoreKind::Postgres => {
             Err(StoreError::BackendNotCompiled { backend: "PostgreSQL", feature: "postgres" })

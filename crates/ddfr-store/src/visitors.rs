@@ -12,6 +12,7 @@ use ddfr_core::{Embedding, ModelId, VisitorId};
 use ddfr_protocol::Timestamp;
 use sqlx::Row;
 
+use crate::crypt::{AtRest, Field};
 use crate::model::dim_column;
 use crate::{SqliteStore, StoreError, sql};
 
@@ -114,7 +115,7 @@ fn decode_vector(id: i64, dim: Option<i64>, bytes: &[u8]) -> Result<Embedding, S
     })
 }
 
-fn visitor_from_row<R: Row>(row: &R) -> Result<Visitor, StoreError>
+fn visitor_from_row<R: Row>(row: &R, at_rest: &AtRest) -> Result<Visitor, StoreError>
 where
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
@@ -124,7 +125,8 @@ where
     let id: i64 = row.try_get(0)?;
     let model: String = row.try_get(1)?;
     let dim: i64 = row.try_get(2)?;
-    let centroid: Vec<u8> = row.try_get(3)?;
+    let centroid =
+        at_rest.open(Field::VisitorCentroid { visitor: id }, &row.try_get::<Vec<u8>, _>(3)?)?;
     Ok(Visitor {
         id: VisitorId(id),
         model: ModelId::new(model),
@@ -136,21 +138,29 @@ where
     })
 }
 
-fn sample_from_row<R: Row>(id: VisitorId, row: &R) -> Result<VisitorSample, StoreError>
+fn sample_from_row<R: Row>(
+    id: VisitorId,
+    row: &R,
+    at_rest: &AtRest,
+) -> Result<VisitorSample, StoreError>
 where
     for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     for<'r> Vec<u8>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
     usize: sqlx::ColumnIndex<R>,
 {
-    let vector: Vec<u8> = row.try_get(0)?;
+    let sample: i64 = row.try_get(3)?;
+    let vector = at_rest
+        .open(Field::VisitorVector { visitor: id.0, sample }, &row.try_get::<Vec<u8>, _>(0)?)?;
+    let jpeg = at_rest
+        .open(Field::VisitorJpeg { visitor: id.0, sample }, &row.try_get::<Vec<u8>, _>(1)?)?;
     Ok(VisitorSample {
         embedding: decode_vector(id.0, None, &vector)?,
-        jpeg: row.try_get(1)?,
+        jpeg,
         created_at: Timestamp::from_unix_millis(row.try_get(2)?),
     })
 }
 
-/// Implements [`VisitorStore`] for a store type with `pool()`, `begin_write()` and
+/// Implements [`VisitorStore`] for a store type with `pool()`, `begin_write()`, `at_rest()` and
 /// `after_delete()`: the SQL is shared, only the pool type differs.
 macro_rules! impl_visitor_store {
     ($store:ty) => {
@@ -160,11 +170,12 @@ macro_rules! impl_visitor_store {
                 let mut tx = self.begin_write().await?;
                 let (id, sample, at) = match write {
                     VisitorWrite::Create { id, model, centroid, at, sample } => {
+                        let field = Field::VisitorCentroid { visitor: id.0 };
                         sqlx::query(sql::INSERT_VISITOR)
                             .bind(id.0)
                             .bind(model.as_str())
                             .bind(dim_column(centroid))
-                            .bind(centroid.to_le_bytes())
+                            .bind(self.at_rest().seal(field, &centroid.to_le_bytes())?)
                             .bind(1i64)
                             .bind(at.unix_millis())
                             .execute(&mut *tx)
@@ -172,8 +183,9 @@ macro_rules! impl_visitor_store {
                         (id, sample, at)
                     }
                     VisitorWrite::Sighting { id, centroid, sightings, at, sample } => {
+                        let field = Field::VisitorCentroid { visitor: id.0 };
                         let updated = sqlx::query(sql::UPDATE_VISITOR)
-                            .bind(centroid.to_le_bytes())
+                            .bind(self.at_rest().seal(field, &centroid.to_le_bytes())?)
                             .bind(i64::try_from(*sightings).unwrap_or(i64::MAX))
                             .bind(at.unix_millis())
                             .bind(id.0)
@@ -186,11 +198,25 @@ macro_rules! impl_visitor_store {
                     }
                 };
                 if let Some((embedding, jpeg)) = sample {
-                    sqlx::query(sql::INSERT_VISITOR_SAMPLE)
+                    let empty: &[u8] = &[];
+                    let sample: i64 = sqlx::query_scalar(sql::INSERT_VISITOR_SAMPLE)
                         .bind(id.0)
-                        .bind(embedding.to_le_bytes())
-                        .bind(jpeg.as_slice())
+                        .bind(empty)
+                        .bind(empty)
                         .bind(at.unix_millis())
+                        .fetch_one(&mut *tx)
+                        .await?;
+                    let vector = self.at_rest().seal(
+                        Field::VisitorVector { visitor: id.0, sample },
+                        &embedding.to_le_bytes(),
+                    )?;
+                    let jpeg = self
+                        .at_rest()
+                        .seal(Field::VisitorJpeg { visitor: id.0, sample }, jpeg.as_slice())?;
+                    sqlx::query(sql::UPDATE_VISITOR_SAMPLE)
+                        .bind(vector)
+                        .bind(jpeg)
+                        .bind(sample)
                         .execute(&mut *tx)
                         .await?;
                 }
@@ -200,7 +226,7 @@ macro_rules! impl_visitor_store {
 
             async fn visitors(&self) -> Result<Vec<Visitor>, StoreError> {
                 let rows = sqlx::query(sql::ALL_VISITORS).fetch_all(self.pool()).await?;
-                rows.iter().map(visitor_from_row).collect()
+                rows.iter().map(|row| visitor_from_row(row, self.at_rest())).collect()
             }
 
             async fn visitor_samples(
@@ -218,7 +244,7 @@ macro_rules! impl_visitor_store {
                 }
                 let rows = sqlx::query(sql::VISITOR_SAMPLES).bind(id.0).fetch_all(&mut *tx).await?;
                 tx.commit().await?;
-                rows.iter().map(|row| sample_from_row(id, row)).collect()
+                rows.iter().map(|row| sample_from_row(id, row, self.at_rest())).collect()
             }
 
             async fn delete_visitor(&self, id: VisitorId) -> Result<(), StoreError> {

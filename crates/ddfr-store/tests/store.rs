@@ -5,70 +5,21 @@
 #![allow(clippy::unwrap_used)]
 
 use std::path::Path;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use ddfr_core::{Embedding, FaceId, ModelId, PersonId, PixelBox, VisitorId};
-use ddfr_protocol::{PersonChanges, PersonFields, Relationship, Role, Timestamp};
+use ddfr_core::{FaceId, ModelId, PersonId, VisitorId};
+use ddfr_protocol::{PersonChanges, Role, Timestamp};
 use ddfr_store::{
     AuditResult, AuditStore, DatabaseUrl, NewAuditEntry, NewFace, PersonStore, SQLITE_FILE_NAME,
-    SqliteStore, StoreError, VisitorStore, VisitorWrite, open_store,
+    SqliteStore, StoreError, StoreOptions, VisitorStore, VisitorWrite, open_store,
+};
+
+mod common;
+use common::{
+    DIM, contains, crop, database_bytes, embedding, fields, key, new_face, unique_suffix,
 };
 
 /// Environment variable with a PostgreSQL URL to run the story against.
 const PG_URL_VAR: &str = "DDFR_TEST_DATABASE_URL";
-/// ArcFace's embedding size, used for realistic vectors.
-const DIM: usize = 512;
-
-/// A deterministic xorshift stream, so the test needs no random-number crate.
-struct Bytes(u64);
-
-impl Bytes {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn take(&mut self, n: usize) -> Vec<u8> {
-        (0..n).map(|_| (self.next() >> 24) as u8).collect()
-    }
-}
-
-fn fields(name: &str) -> PersonFields {
-    PersonFields {
-        name: name.to_owned(),
-        surname: "Rossi".to_owned(),
-        birthday: "1990-05-17".parse().unwrap(),
-        relationship: Relationship::Amico,
-        role: Role::Guest,
-    }
-}
-
-fn embedding(seed: u64, dim: usize) -> Embedding {
-    let mut bytes = Bytes(seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
-    Embedding::from_raw((0..dim).map(|_| (bytes.next() % 2001) as f32 / 1000.0 - 1.0).collect())
-        .unwrap()
-}
-
-fn crop(seed: u64, n: usize) -> Vec<u8> {
-    let mut data = vec![0xFF, 0xD8, 0xFF, 0xE0];
-    data.extend(Bytes(seed | 1).take(n));
-    data
-}
-
-fn new_face(seed: u64, model: &ModelId, dim: usize) -> NewFace {
-    NewFace {
-        embedding: embedding(seed, dim),
-        model: model.clone(),
-        bbox: PixelBox { top: 10, right: 120, bottom: 140, left: 20 + seed as i32 },
-        crop_jpeg: crop(seed, 2048),
-    }
-}
-
-fn unique_suffix() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
-}
 
 /// The contract every backend meets. It tolerates a non-empty database (PostgreSQL test
 /// databases are reused): it only looks at what it created, under a fresh model id.
@@ -285,6 +236,19 @@ async fn sqlite_store_story() {
     store.close().await;
 }
 
+/// The same contract with encryption at rest on: callers see exactly what they stored.
+#[tokio::test]
+async fn sqlite_store_story_with_encryption_at_rest() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = StoreOptions::encrypted(key(0x42));
+    let store = SqliteStore::open_in_dir_with_options(dir.path(), &options).await.unwrap();
+    assert!(store.is_encrypted());
+    store_story(&store).await;
+    visitor_story(&store).await;
+    audit_story(&store).await;
+    store.close().await;
+}
+
 #[tokio::test]
 async fn purged_and_deleted_visitors_leave_no_bytes_in_the_db_or_wal() {
     let dir = tempfile::tempdir().unwrap();
@@ -346,11 +310,20 @@ async fn postgres_store_story() {
     };
     #[cfg(feature = "postgres")]
     {
-        let store = ddfr_store::PgStore::connect(&DatabaseUrl::new(url)).await.unwrap();
+        let store = ddfr_store::PgStore::connect(&DatabaseUrl::new(url.clone())).await.unwrap();
         store_story(&store).await;
         visitor_story(&store).await;
         audit_story(&store).await;
         store.close().await;
+        // With encryption at rest, in a database of its own (turning it on is for good).
+        let (fresh, name) = common::fresh_pg_database(&url, "story_encrypted").await;
+        let options = StoreOptions::encrypted(key(0x42));
+        let store = ddfr_store::PgStore::connect_with_options(&fresh, &options).await.unwrap();
+        store_story(&store).await;
+        visitor_story(&store).await;
+        audit_story(&store).await;
+        store.close().await;
+        common::drop_pg_database(&url, &name).await;
     }
     #[cfg(not(feature = "postgres"))]
     {
@@ -430,17 +403,6 @@ async fn a_corrupt_sqlite_file_is_refused_at_open() {
     let error = SqliteStore::open_in_dir(dir.path()).await.unwrap_err();
     println!("not a database: {error}");
     assert!(matches!(&error, StoreError::Integrity { .. }), "{error:?}");
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|window| window == needle)
-}
-
-/// Reads the database and its write-ahead log (absent counts as empty).
-fn database_bytes(dir: &Path) -> Vec<u8> {
-    let mut bytes = std::fs::read(dir.join(SQLITE_FILE_NAME)).unwrap();
-    bytes.extend(std::fs::read(dir.join(format!("{SQLITE_FILE_NAME}-wal"))).unwrap_or_default());
-    bytes
 }
 
 #[tokio::test]

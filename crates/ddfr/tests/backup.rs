@@ -8,7 +8,9 @@ use std::process::Output;
 
 use ddfr_core::{Embedding, ModelId, PixelBox};
 use ddfr_protocol::{PersonFields, Relationship, Role};
-use ddfr_store::{NewFace, PersonStore, SQLITE_FILE_NAME, SqliteStore};
+use ddfr_store::{
+    EncryptionKey, NewFace, PersonStore, SQLITE_FILE_NAME, SqliteStore, StoreOptions,
+};
 
 mod common;
 use common::{ddfr, json};
@@ -29,10 +31,17 @@ fn fields(name: &str) -> PersonFields {
     }
 }
 
-/// Two persons, one face sample, in `dir`'s database.
+/// The crop [`populate`] stores.
+const CROP: [u8; 16] = [0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+
+/// Two persons, one face sample, in `dir`'s database (encrypted with `key`, if any).
 fn populate(dir: &Path) {
+    populate_with(dir, &StoreOptions::default());
+}
+
+fn populate_with(dir: &Path, options: &StoreOptions) {
     tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let store = SqliteStore::open_in_dir(dir).await.unwrap();
+        let store = SqliteStore::open_in_dir_with_options(dir, options).await.unwrap();
         let ada = store.create_person(&fields("Ada")).await.unwrap();
         store.create_person(&fields("Bob")).await.unwrap();
         let embedding = Embedding::from_raw((0..128).map(|i| (i as f32).sin()).collect()).unwrap();
@@ -40,7 +49,7 @@ fn populate(dir: &Path) {
             embedding,
             model: ModelId::new("dlib-resnet-v1"),
             bbox: PixelBox { top: 1, right: 50, bottom: 60, left: 2 },
-            crop_jpeg: vec![0xFF, 0xD8, 0xFF, 0xE0, 1, 2, 3],
+            crop_jpeg: CROP.to_vec(),
         };
         store.add_face(ada.id, &face).await.unwrap();
         store.close().await;
@@ -48,8 +57,12 @@ fn populate(dir: &Path) {
 }
 
 fn names(dir: &Path) -> Vec<String> {
+    names_with(dir, &StoreOptions::default())
+}
+
+fn names_with(dir: &Path, options: &StoreOptions) -> Vec<String> {
     tokio::runtime::Runtime::new().unwrap().block_on(async {
-        let store = SqliteStore::open_in_dir(dir).await.unwrap();
+        let store = SqliteStore::open_in_dir_with_options(dir, options).await.unwrap();
         let names = store.all_persons().await.unwrap().into_iter().map(|p| p.name).collect();
         store.close().await;
         names
@@ -103,4 +116,73 @@ fn backup_then_restore_round_trips_and_never_overwrites_silently() {
     );
     assert_eq!(names(&data), vec!["Ada", "Bob"]);
     assert!(!data.join(format!("{SQLITE_FILE_NAME}.restoring")).exists());
+}
+
+/// Writes a key file (hex) with `mode`.
+fn key_file(path: &Path, byte: u8, mode: u32) -> EncryptionKey {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, format!("{}\n", hex::encode([byte; 32]))).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    EncryptionKey::from_bytes([byte; 32])
+}
+
+#[test]
+fn an_encrypted_database_backs_up_and_restores_with_its_key_and_refuses_others() {
+    let root = tempfile::tempdir().unwrap();
+    let (data, other) = (root.path().join("data"), root.path().join("other"));
+    std::fs::create_dir_all(&data).unwrap();
+    let (key_path, wrong_path) = (root.path().join("key"), root.path().join("wrong"));
+    let key = key_file(&key_path, 0x11, 0o600);
+    key_file(&wrong_path, 0x22, 0o600);
+    let encrypted = StoreOptions::encrypted(key);
+    populate_with(&data, &encrypted);
+    let (data_arg, key_arg) = (data.to_str().unwrap(), key_path.to_str().unwrap());
+    let dest = root.path().join("ddfr-backup.db");
+    let dest_arg = dest.to_str().unwrap();
+
+    // Without the key, or with another one, nothing is written.
+    failed_with(&ddfr(&["backup", dest_arg, "--data-dir", data_arg]), "DDFR_ENCRYPTION_KEY_FILE");
+    let wrong = ["backup", dest_arg, "--data-dir", data_arg, "--encryption-key-file"];
+    failed_with(&ddfr(&[&wrong[..], &[wrong_path.to_str().unwrap()]].concat()), "does not match");
+    assert!(!dest.exists());
+
+    let backup = json(&ddfr(&[
+        "backup",
+        dest_arg,
+        "--data-dir",
+        data_arg,
+        "--encryption-key-file",
+        key_arg,
+    ]));
+    assert_eq!((backup["persons"].as_u64(), backup["encrypted"].as_bool()), (Some(2), Some(true)));
+    let bytes = std::fs::read(&dest).unwrap();
+    assert!(!bytes.windows(CROP.len()).any(|w| w == CROP), "the backup holds the crop in clear");
+
+    let other_arg = other.to_str().unwrap();
+    failed_with(&ddfr(&["restore", dest_arg, "--data-dir", other_arg]), "DDFR_ENCRYPTION_KEY_FILE");
+    assert!(!other.join(SQLITE_FILE_NAME).exists());
+    let restored = json(&ddfr(&[
+        "restore",
+        dest_arg,
+        "--data-dir",
+        other_arg,
+        "--encryption-key-file",
+        key_arg,
+    ]));
+    assert_eq!(
+        (restored["faces"].as_u64(), restored["encrypted"].as_bool()),
+        (Some(1), Some(true))
+    );
+    assert_eq!(names_with(&other, &encrypted), vec!["Ada", "Bob"]);
+
+    // `ddfr serve` refuses to start without the key or with another one, and a key file
+    // other users can read.
+    let serve = ["serve", "--port", "0", "--data-dir", other_arg];
+    failed_with(&ddfr(&serve), "DDFR_ENCRYPTION_KEY_FILE");
+    let with_wrong =
+        [&serve[..], &["--encryption-key-file", wrong_path.to_str().unwrap()]].concat();
+    failed_with(&ddfr(&with_wrong), "does not match");
+    key_file(&wrong_path, 0x11, 0o644);
+    failed_with(&ddfr(&with_wrong), "chmod 600");
+    assert_eq!(names_with(&other, &encrypted), vec!["Ada", "Bob"]);
 }

@@ -38,6 +38,9 @@ pub struct CalibrateArgs {
     /// Database URL: `sqlite:PATH` or `postgres://...` (default: `sqlite:<data-dir>/ddfr.db`).
     #[arg(long, env = "DDFR_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
+    /// The key file of an encrypted database (as `ddfr serve --encryption-key-file`).
+    #[arg(long, env = "DDFR_ENCRYPTION_KEY_FILE")]
+    pub encryption_key_file: Option<std::path::PathBuf>,
     /// The false-accept rate per comparison to suggest a threshold for.
     #[arg(long, default_value_t = 0.001)]
     pub far: f64,
@@ -124,7 +127,12 @@ pub fn run(engine: &EngineArgs, args: &CalibrateArgs) -> Result<()> {
         ));
         Vec::new()
     } else {
-        read_embeddings(&url, &ModelId::new(&embedder), &mut notes)?
+        read_embeddings(
+            &url,
+            &crate::settings::store_options(args.encryption_key_file.as_deref())?,
+            &ModelId::new(&embedder),
+            &mut notes,
+        )?
     };
 
     let samples: Vec<LabelledEmbedding> = stored
@@ -217,6 +225,7 @@ pub fn run(engine: &EngineArgs, args: &CalibrateArgs) -> Result<()> {
 /// The stored embeddings of `model`; notes when other models' embeddings are stored too.
 fn read_embeddings(
     url: &DatabaseUrl,
+    options: &ddfr_store::StoreOptions,
     model: &ModelId,
     notes: &mut Vec<String>,
 ) -> Result<Vec<ddfr_store::StoredEmbedding>> {
@@ -225,8 +234,9 @@ fn read_embeddings(
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async {
-        let store = ddfr_store::open_store(url)
+        let store = ddfr_store::open_store_with(url, options)
             .await
+            .map_err(crate::settings::explain_store_error)
             .with_context(|| format!("opening the database {url}"))?;
         let result = async {
             for other in store.embedding_models().await? {
