@@ -1,10 +1,16 @@
-//! Bearer-token auth for REST and the `/ws` handshake, the session cookie for browsers, and the
-//! `Origin` check that keeps other web pages off `/ws`.
+//! Bearer-token auth for REST and the `/ws` handshake, the session cookie for browsers, the two
+//! roles, and the `Origin` check that keeps other web pages off `/ws`.
 //!
-//! When a token is configured, every `/api/*` route except `/api/health` and `/api/login`, and
-//! the `/ws` handshake, need `Authorization: Bearer <token>` or the `ddfr_session` cookie that
-//! `POST /api/login` sets (HttpOnly, SameSite=Strict). Tokens are compared in constant time and
-//! never logged.
+//! When a token is configured, every `/api/*` route except `/api/health`, `/api/login` and
+//! `/api/logout`, and the `/ws` handshake, need `Authorization: Bearer <token>` or the
+//! `ddfr_session` cookie that `POST /api/login` sets (HttpOnly, SameSite=Strict, and `Secure`
+//! over HTTPS). Tokens are compared in constant time and never logged.
+//!
+//! Roles ([`Role`]): the admin token (`DDFR_API_TOKEN`) opens everything; the optional
+//! recognize-only key (`DDFR_RECOGNIZE_TOKEN`) opens `/ws`, `POST /api/recognize` and
+//! `POST /api/verify` ([`require_recognizer`]) and gets 403 `forbidden` on every other
+//! protected route ([`require_admin`]). Both travel the same ways and count the same for the
+//! throttle.
 //!
 //! Brute force is throttled ([`AuthThrottle`]): after [`AuthThrottle::MAX_FAILURES`] wrong
 //! tokens (bearer header, cookie or login body) from one client IP within
@@ -12,7 +18,8 @@
 //! every protected route, the `/ws` handshake and `POST /api/login`, whatever it presents,
 //! until the window ends. A successful authentication resets the client's count. Requests
 //! without any credential are not attempts and are not counted; with no token configured
-//! (loopback only) nothing is throttled.
+//! (loopback only) nothing is throttled. The client IP is the TCP peer, or, when the peer is
+//! one of [`ServerConfig::trusted_proxies`], the nearest untrusted `X-Forwarded-For` entry.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -31,9 +38,15 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use crate::audit::{Actor, AuditAction, record};
-use crate::config::ServerConfig;
+use crate::config::{IpNet, ServerConfig};
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// The header a reverse proxy appends the client's address to.
+const X_FORWARDED_FOR: &str = "x-forwarded-for";
+
+/// The header a reverse proxy names the client's scheme in.
+const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
 
 /// Clients tracked at once before expired windows are pruned.
 const PRUNE_ABOVE: usize = 4096;
@@ -123,9 +136,72 @@ impl AuthThrottle {
     }
 }
 
-/// The client's IP, from the connection (`ConnectInfo`), when the server was started with it.
-pub fn client_ip(extensions: &Extensions) -> Option<IpAddr> {
+/// The TCP peer's IP (`ConnectInfo`), when the server was started with it.
+fn peer_ip(extensions: &Extensions) -> Option<IpAddr> {
     extensions.get::<ConnectInfo<SocketAddr>>().map(|info| info.0.ip())
+}
+
+/// The client's IP: the TCP peer (`ConnectInfo`, absent in in-process tests), or, when the
+/// peer is a trusted proxy, the address it forwarded (see [`forwarded_client`]).
+pub fn client_ip(
+    extensions: &Extensions,
+    headers: &HeaderMap,
+    config: &ServerConfig,
+) -> Option<IpAddr> {
+    peer_ip(extensions).map(|peer| forwarded_client(peer, headers, &config.trusted_proxies))
+}
+
+/// The client behind `peer`: while the address at hand is a trusted proxy, the next
+/// `X-Forwarded-For` entry from the right (each proxy appends the address it saw). An
+/// untrusted peer's header is ignored, so a client cannot pick its own address; an entry that
+/// is not an address stops the walk at the proxy that sent it.
+pub fn forwarded_client(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+    let is_trusted = |ip: IpAddr| trusted.iter().any(|net| net.contains(ip));
+    let mut client = peer;
+    if !is_trusted(client) {
+        return client;
+    }
+    let hops: Vec<&str> = headers
+        .get_all(X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    for hop in hops.iter().rev() {
+        if !is_trusted(client) {
+            break;
+        }
+        match parse_hop(hop) {
+            Some(ip) => client = ip,
+            None => break,
+        }
+    }
+    client
+}
+
+/// One `X-Forwarded-For` entry: an address, optionally with a port (`1.2.3.4:5`, `[::1]:5`).
+fn parse_hop(hop: &str) -> Option<IpAddr> {
+    hop.parse::<IpAddr>()
+        .ok()
+        .or_else(|| hop.parse::<SocketAddr>().ok().map(|a| a.ip()))
+        .map(|ip| ip.to_canonical())
+}
+
+/// Whether the client reached us over TLS: ddfr serves TLS itself, or a trusted proxy says
+/// `X-Forwarded-Proto: https`. Decides the cookie's `Secure` flag.
+fn secure_transport(extensions: &Extensions, headers: &HeaderMap, config: &ServerConfig) -> bool {
+    if config.tls.is_some() {
+        return true;
+    }
+    let from_trusted_proxy = peer_ip(extensions)
+        .is_some_and(|peer| config.trusted_proxies.iter().any(|net| net.contains(peer)));
+    from_trusted_proxy
+        && headers
+            .get(X_FORWARDED_PROTO)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .is_some_and(|proto| proto.trim().eq_ignore_ascii_case("https"))
 }
 
 /// 429 `too_many_attempts` with `Retry-After` in whole seconds (rounded up).
@@ -165,35 +241,100 @@ fn presented_token(headers: &HeaderMap) -> Option<(Actor, &str)> {
         .map(|(_, value)| (Actor::Cookie, value))
 }
 
-/// Who the request is under `config`: `Some(actor)` when authorised.
-fn authorized_actor(headers: &HeaderMap, config: &ServerConfig) -> Option<Actor> {
-    match &config.api_token {
-        None => Some(Actor::Loopback),
-        Some(expected) => presented_token(headers)
-            .filter(|(_, token)| tokens_match(token, expected.expose()))
-            .map(|(actor, _)| actor),
+/// What an authorised request may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The admin token (`DDFR_API_TOKEN`), or no token configured: every route.
+    Admin,
+    /// The recognize-only key (`DDFR_RECOGNIZE_TOKEN`): `/ws`, `POST /api/recognize` and
+    /// `POST /api/verify`.
+    Recognize,
+}
+
+impl Role {
+    /// Whether this role may use a route that needs `needed`.
+    pub fn allows(self, needed: Role) -> bool {
+        self == Role::Admin || needed == Role::Recognize
     }
 }
 
-/// Whether the request is authorised under `config`.
-pub fn is_authorized(headers: &HeaderMap, config: &ServerConfig) -> bool {
-    authorized_actor(headers, config).is_some()
+/// The role a presented token has under `config`, if any. Both configured tokens are
+/// compared, each in constant time, whichever matches.
+fn role_of(token: &str, config: &ServerConfig) -> Option<Role> {
+    let admin = config.api_token.as_ref()?;
+    let is_admin = tokens_match(token, admin.expose());
+    let is_recognizer =
+        config.recognize_token.as_ref().is_some_and(|key| tokens_match(token, key.expose()));
+    if is_admin {
+        Some(Role::Admin)
+    } else if is_recognizer {
+        Some(Role::Recognize)
+    } else {
+        None
+    }
 }
 
-/// Middleware: 429 while the client is throttled, 401 unless authorised; else the request
-/// goes on with its [`Actor`] in the extensions. The throttle is the router's
-/// `Extension<Arc<AuthThrottle>>` (without it nothing is throttled).
-pub async fn require_token(
+/// Who the request is under `config` and what it may do: `Some` when authorised.
+fn authorized_actor(headers: &HeaderMap, config: &ServerConfig) -> Option<(Actor, Role)> {
+    if config.api_token.is_none() {
+        return Some((Actor::Loopback, Role::Admin));
+    }
+    let (actor, token) = presented_token(headers)?;
+    role_of(token, config).map(|role| (actor, role))
+}
+
+/// Whether the request carries a credential that opens routes needing `needed` under `config`.
+pub fn is_authorized(headers: &HeaderMap, config: &ServerConfig) -> bool {
+    authorized_actor(headers, config).is_some_and(|(_, role)| role.allows(Role::Admin))
+}
+
+/// 403 `forbidden`: the recognize-only key on a route that needs the admin token.
+fn forbidden() -> Response {
+    ApiError::new(
+        StatusCode::FORBIDDEN,
+        "forbidden",
+        "this key may only recognize (/ws, POST /api/recognize, POST /api/verify); \
+         this route needs the admin token",
+    )
+    .into_response()
+}
+
+/// Middleware for the routes the recognize-only key may use (`/ws`, `POST /api/recognize`,
+/// `POST /api/verify`): see [`authenticate`].
+pub async fn require_recognizer(
     State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    authenticate(&state, request, next, Role::Recognize).await
+}
+
+/// Middleware for every other protected route: the admin token only; see [`authenticate`].
+pub async fn require_admin(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    authenticate(&state, request, next, Role::Admin).await
+}
+
+/// 429 while the client is throttled, 401 unless authorised, 403 when authorised with a role
+/// that may not use the route; else the request goes on with its [`Actor`] and [`Role`] in
+/// the extensions. The throttle is the router's `Extension<Arc<AuthThrottle>>` (without it
+/// nothing is throttled). A valid key on a route it may not use is not a failed attempt.
+async fn authenticate(
+    state: &AppState,
     mut request: Request,
     next: Next,
+    needed: Role,
 ) -> Response {
     if state.config().api_token.is_none() {
         request.extensions_mut().insert(Actor::Loopback);
+        request.extensions_mut().insert(Role::Admin);
         return next.run(request).await;
     }
     let throttle = request.extensions().get::<Arc<AuthThrottle>>().cloned();
-    let client = client_ip(request.extensions());
+    let client = client_ip(request.extensions(), request.headers(), state.config());
     let now = Instant::now();
     if let Some(throttle) = &throttle
         && let Err(retry_after) = throttle.check_at(client, now)
@@ -201,11 +342,15 @@ pub async fn require_token(
         return too_many_attempts(retry_after);
     }
     match authorized_actor(request.headers(), state.config()) {
-        Some(actor) => {
+        Some((actor, role)) => {
             if let Some(throttle) = &throttle {
                 throttle.success(client);
             }
+            if !role.allows(needed) {
+                return forbidden();
+            }
             request.extensions_mut().insert(actor);
+            request.extensions_mut().insert(role);
             next.run(request).await
         }
         None => {
@@ -221,7 +366,9 @@ pub async fn require_token(
 }
 
 /// Whether a `/ws` handshake's `Origin` is allowed: absent (not a browser), the server's own
-/// origin (same `Host`), or one of the configured extra origins, compared exactly.
+/// origin (same `Host`), or one of the configured extra origins, compared exactly. The own
+/// origin is `https://host` when ddfr serves TLS itself; on plain HTTP both `http://host`
+/// and `https://host` (the latter behind a TLS-terminating proxy that passes `Host` on).
 pub fn origin_allowed(headers: &HeaderMap, config: &ServerConfig) -> bool {
     let Some(origin) = headers.get(ORIGIN) else { return true };
     let Ok(origin) = origin.to_str() else { return false };
@@ -229,8 +376,8 @@ pub fn origin_allowed(headers: &HeaderMap, config: &ServerConfig) -> bool {
         return true;
     }
     headers.get(HOST).and_then(|h| h.to_str().ok()).is_some_and(|host| {
-        origin.eq_ignore_ascii_case(&format!("http://{host}"))
-            || origin.eq_ignore_ascii_case(&format!("https://{host}"))
+        origin.eq_ignore_ascii_case(&format!("https://{host}"))
+            || (config.tls.is_none() && origin.eq_ignore_ascii_case(&format!("http://{host}")))
     })
 }
 
@@ -251,23 +398,35 @@ async fn audit_login(state: &AppState, client: Option<IpAddr>, result: AuditResu
     record(services.store.as_ref(), actor, AuditAction::Login, None, result, Some(detail)).await;
 }
 
-/// `POST /api/login`: checks the token and sets the session cookie (HttpOnly,
-/// SameSite=Strict) that browsers send instead of the header. 204 on success, 401 otherwise,
-/// 429 while the client is throttled. Every attempt is audited (without the token).
+/// The session cookie's attributes: HttpOnly, SameSite=Strict, `Secure` over TLS.
+fn cookie_attributes(secure: bool) -> &'static str {
+    if secure {
+        "HttpOnly; SameSite=Strict; Secure; Path=/"
+    } else {
+        "HttpOnly; SameSite=Strict; Path=/"
+    }
+}
+
+/// `POST /api/login`: checks the token (the admin token or the recognize-only key) and sets
+/// the session cookie (HttpOnly, SameSite=Strict, `Secure` over TLS) that browsers send
+/// instead of the header; the cookie has the role of the token it holds. 204 on success, 401
+/// otherwise, 429 while the client is throttled. Every attempt is audited (without the token).
 #[utoipa::path(post, path = "/api/login", tag = "auth", request_body = LoginRequest,
     responses((status = 204, description = "Cookie set"), (status = 401, body = ddfr_protocol::ErrorBody),
         (status = 429, description = "too_many_attempts; see Retry-After", body = ddfr_protocol::ErrorBody)))]
 pub async fn login(
     State(state): State<AppState>,
     extensions: Extensions,
+    headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
-    let Some(expected) = &state.config().api_token else {
+    let config = state.config();
+    if config.api_token.is_none() {
         ddfr_protocol::parse_json_body::<LoginRequest>(&body).map_err(ApiError::validation)?;
         return Ok(StatusCode::NO_CONTENT.into_response());
-    };
+    }
     let throttle = extensions.get::<Arc<AuthThrottle>>();
-    let client = client_ip(&extensions);
+    let client = client_ip(&extensions, &headers, config);
     let now = Instant::now();
     if let Some(throttle) = throttle
         && let Err(retry_after) = throttle.check_at(client, now)
@@ -277,18 +436,20 @@ pub async fn login(
     }
     let request: LoginRequest =
         ddfr_protocol::parse_json_body(&body).map_err(ApiError::validation)?;
-    if !tokens_match(&request.token, expected.expose()) {
+    let Some(role) = role_of(&request.token, config) else {
         if let Some(throttle) = throttle {
             throttle.failure_at(client, now);
         }
         audit_login(&state, client, AuditResult::Failure, " wrong_token").await;
         return Err(ApiError::unauthorized());
-    }
+    };
     if let Some(throttle) = throttle {
         throttle.success(client);
     }
-    audit_login(&state, client, AuditResult::Success, "").await;
-    let cookie = format!("{SESSION_COOKIE}={}; HttpOnly; SameSite=Strict; Path=/", request.token);
+    let why = if role == Role::Recognize { " role=recognize" } else { "" };
+    audit_login(&state, client, AuditResult::Success, why).await;
+    let attributes = cookie_attributes(secure_transport(&extensions, &headers, config));
+    let cookie = format!("{SESSION_COOKIE}={}; {attributes}", request.token);
     let value = HeaderValue::from_str(&cookie).map_err(|_| {
         ApiError::validation(vec![ddfr_protocol::FieldError::new(
             "token",
@@ -300,8 +461,13 @@ pub async fn login(
 
 /// `POST /api/logout`: clears the session cookie.
 #[utoipa::path(post, path = "/api/logout", tag = "auth", responses((status = 204, description = "Cookie cleared")))]
-pub async fn logout() -> Response {
-    let cookie = format!("{SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=/; Max-Age=0");
+pub async fn logout(
+    State(state): State<AppState>,
+    extensions: Extensions,
+    headers: HeaderMap,
+) -> Response {
+    let attributes = cookie_attributes(secure_transport(&extensions, &headers, state.config()));
+    let cookie = format!("{SESSION_COOKIE}=; {attributes}; Max-Age=0");
     match HeaderValue::from_str(&cookie) {
         Ok(value) => (StatusCode::NO_CONTENT, [(SET_COOKIE, value)]).into_response(),
         Err(_) => StatusCode::NO_CONTENT.into_response(),
@@ -375,13 +541,90 @@ mod tests {
     #[test]
     fn actor_is_the_kind_of_credential() {
         let cfg = config(Some("s3cret"), &[]);
-        let actor = |pairs| authorized_actor(&headers(pairs), &cfg);
+        let actor = |pairs| authorized_actor(&headers(pairs), &cfg).map(|(actor, _)| actor);
         assert_eq!(actor(&[("authorization", "Bearer s3cret")]), Some(Actor::Token));
         assert_eq!(actor(&[("cookie", "ddfr_session=s3cret")]), Some(Actor::Cookie));
         assert_eq!(actor(&[("authorization", "Bearer nope")]), None);
-        assert_eq!(authorized_actor(&headers(&[]), &config(None, &[])), Some(Actor::Loopback));
+        assert_eq!(
+            authorized_actor(&headers(&[]), &config(None, &[])),
+            Some((Actor::Loopback, Role::Admin))
+        );
         assert!(presented_token(&headers(&[])).is_none());
         assert!(presented_token(&headers(&[("authorization", "Basic x")])).is_some());
+    }
+
+    #[test]
+    fn each_token_has_its_role_and_the_recognize_key_opens_only_recognition() {
+        let mut cfg = config(Some("admin-token"), &[]);
+        cfg.recognize_token = Some(ApiToken::new("camera-key"));
+        let role = |pairs| authorized_actor(&headers(pairs), &cfg).map(|(_, role)| role);
+        assert_eq!(role(&[("authorization", "Bearer admin-token")]), Some(Role::Admin));
+        assert_eq!(role(&[("authorization", "Bearer camera-key")]), Some(Role::Recognize));
+        assert_eq!(role(&[("cookie", "ddfr_session=camera-key")]), Some(Role::Recognize));
+        assert_eq!(role(&[("authorization", "Bearer camera-ke")]), None);
+        assert!(Role::Admin.allows(Role::Admin) && Role::Admin.allows(Role::Recognize));
+        assert!(Role::Recognize.allows(Role::Recognize) && !Role::Recognize.allows(Role::Admin));
+        // Without an admin token every route is open; the recognize key alone means nothing.
+        let mut open = config(None, &[]);
+        open.recognize_token = Some(ApiToken::new("camera-key"));
+        assert_eq!(role_of("camera-key", &open), None);
+        assert_eq!(authorized_actor(&headers(&[]), &open), Some((Actor::Loopback, Role::Admin)));
+    }
+
+    #[test]
+    fn forwarded_for_is_believed_only_from_trusted_proxies() {
+        let proxy: IpAddr = "10.0.0.2".parse().unwrap();
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/24".parse().unwrap()];
+        let xff = |value: &str| headers(&[("x-forwarded-for", value)]);
+        // Untrusted peer: the header is the client's own claim and ignored.
+        let stranger: IpAddr = "203.0.113.7".parse().unwrap();
+        assert_eq!(forwarded_client(stranger, &xff("198.51.100.1"), &trusted), stranger);
+        assert_eq!(forwarded_client(proxy, &xff("198.51.100.1"), &[]), proxy);
+        // Trusted peer: the rightmost untrusted entry; a client-sent prefix is not believed.
+        let client: IpAddr = "198.51.100.1".parse().unwrap();
+        assert_eq!(forwarded_client(proxy, &xff("198.51.100.1"), &trusted), client);
+        assert_eq!(forwarded_client(proxy, &xff("6.6.6.6, 198.51.100.1"), &trusted), client);
+        assert_eq!(forwarded_client(proxy, &xff("198.51.100.1, 10.0.0.9"), &trusted), client);
+        assert_eq!(
+            forwarded_client(
+                proxy,
+                &headers(&[
+                    ("x-forwarded-for", "6.6.6.6"),
+                    ("x-forwarded-for", "198.51.100.1:4711")
+                ]),
+                &trusted
+            ),
+            client
+        );
+        assert_eq!(
+            forwarded_client(proxy, &xff("[2001:db8::5]:443"), &trusted),
+            "2001:db8::5".parse::<IpAddr>().unwrap()
+        );
+        // No header, or garbage: the proxy itself.
+        assert_eq!(forwarded_client(proxy, &headers(&[]), &trusted), proxy);
+        assert_eq!(forwarded_client(proxy, &xff("unknown"), &trusted), proxy);
+    }
+
+    #[test]
+    fn with_tls_the_own_origin_is_https_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let pair = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+        let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        std::fs::write(&cert, pair.cert.pem()).unwrap();
+        std::fs::write(&key, pair.key_pair.serialize_pem()).unwrap();
+        let mut cfg = config(None, &[]);
+        cfg.tls = Some(crate::tls::TlsConfig::from_pem_files(&cert, &key).unwrap());
+        let host = ("host", "127.0.0.1:8000");
+        assert!(origin_allowed(&headers(&[host, ("origin", "https://127.0.0.1:8000")]), &cfg));
+        assert!(!origin_allowed(&headers(&[host, ("origin", "http://127.0.0.1:8000")]), &cfg));
+        assert_eq!(cfg.scheme(), "https");
+        assert!(secure_transport(&Extensions::new(), &headers(&[]), &cfg));
+        let plain = config(None, &[]);
+        assert!(!secure_transport(
+            &Extensions::new(),
+            &headers(&[("x-forwarded-proto", "https")]),
+            &plain
+        ));
     }
 
     #[test]

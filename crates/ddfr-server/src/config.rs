@@ -1,10 +1,13 @@
-//! What the server needs to know that is not a model or a database: where to listen, limits,
-//! auth and the web app's directory. Built once by the binary's composition root.
+//! What the server needs to know that is not a model or a database: where to listen, TLS,
+//! limits, auth and the web app's directory. Built once by the binary's composition root.
 
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::str::FromStr;
 use std::time::Duration;
+
+use crate::tls::TlsConfig;
 
 /// Largest `/ws` message (a frame or a crops message): 2 MiB, the frame decoder's own limit.
 /// A bigger message closes the connection with code 1009.
@@ -40,7 +43,7 @@ pub const WS_SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a graceful shutdown waits for connections to close before the process exits.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// The bearer token that protects the API. `Debug` never prints it.
+/// A bearer token (the admin token or the recognize-only key). `Debug` never prints it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiToken(String);
 
@@ -67,8 +70,20 @@ impl fmt::Debug for ApiToken {
 pub struct ServerConfig {
     /// Address to listen on.
     pub addr: SocketAddr,
-    /// When set, REST (except health and login) and the `/ws` handshake require it.
+    /// The admin token. When set, REST (except health, login and logout) and the `/ws`
+    /// handshake require a token; this one opens every route.
     pub api_token: Option<ApiToken>,
+    /// The recognize-only key: opens `/ws`, `POST /api/recognize` and `POST /api/verify`
+    /// only; every other protected route answers it 403 `forbidden`. Ignored without
+    /// [`ServerConfig::api_token`] (then every route is open anyway).
+    pub recognize_token: Option<ApiToken>,
+    /// Reverse proxies whose `X-Forwarded-For` (client address, for the brute-force throttle
+    /// and the login audit) and `X-Forwarded-Proto` (`Secure` cookie) are believed. Empty:
+    /// both headers are ignored and the client is the TCP peer.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Serve HTTPS/WSS with this certificate; `None` serves plain HTTP. With TLS the session
+    /// cookie is `Secure` and the server's own origin is its `https://` origin only.
+    pub tls: Option<TlsConfig>,
     /// Browser origins allowed on `/ws` besides the server's own (e.g. the trunk dev server),
     /// exact `scheme://host:port` strings.
     pub allowed_origins: Vec<String>,
@@ -102,6 +117,9 @@ impl ServerConfig {
         Self {
             addr,
             api_token: None,
+            recognize_token: None,
+            trusted_proxies: Vec::new(),
+            tls: None,
             allowed_origins: Vec::new(),
             web_dir: None,
             max_ws_message_bytes: MAX_WS_MESSAGE_BYTES,
@@ -113,6 +131,100 @@ impl ServerConfig {
             ws_max_fps: WS_MAX_FPS,
             shutdown_grace: SHUTDOWN_GRACE,
             strict_enrollment: false,
+        }
+    }
+
+    /// `https` when the server serves TLS itself, else `http`.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+}
+
+/// An IP network in CIDR notation (`10.0.0.0/8`, `fd00::/8`) or one address (`127.0.0.1`,
+/// `::1`). IPv4-mapped IPv6 addresses (`::ffff:10.0.0.1`) match as the IPv4 address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+/// A string that is not an address or network.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an IP address or CIDR network (e.g. 10.0.0.0/8, 127.0.0.1, ::1)")]
+pub struct IpNetError(String);
+
+impl IpNet {
+    /// Whether `ip` is in the network.
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        match (self.addr, ip.to_canonical()) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX.checked_shl(128 - u32::from(self.prefix)).unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+impl FromStr for IpNet {
+    type Err = IpNetError;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let error = || IpNetError(text.to_owned());
+        let (addr, prefix) = match text.trim().split_once('/') {
+            Some((addr, prefix)) => (addr, Some(prefix)),
+            None => (text.trim(), None),
+        };
+        let addr = addr.parse::<IpAddr>().map_err(|_| error())?.to_canonical();
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match prefix {
+            Some(prefix) => prefix.parse::<u8>().ok().filter(|p| *p <= max).ok_or_else(error)?,
+            None => max,
+        };
+        Ok(Self { addr, prefix })
+    }
+}
+
+impl fmt::Display for IpNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.addr, self.prefix)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[test]
+    fn networks_and_single_addresses_match_what_they_cover() {
+        let net: IpNet = "10.1.0.0/16".parse().unwrap();
+        assert!(net.contains(ip("10.1.255.7")));
+        assert!(!net.contains(ip("10.2.0.1")));
+        assert!(net.contains(ip("::ffff:10.1.0.1")), "IPv4-mapped IPv6 is the IPv4 address");
+        assert!(!net.contains(ip("::1")));
+        let one: IpNet = "127.0.0.1".parse().unwrap();
+        assert!(one.contains(ip("127.0.0.1")) && !one.contains(ip("127.0.0.2")));
+        let v6: IpNet = "fd00::/8".parse().unwrap();
+        assert!(v6.contains(ip("fd12::1")) && !v6.contains(ip("fe80::1")));
+        let all: IpNet = "0.0.0.0/0".parse().unwrap();
+        assert!(all.contains(ip("203.0.113.9")) && !all.contains(ip("2001:db8::1")));
+        assert_eq!(net.to_string(), "10.1.0.0/16");
+    }
+
+    #[test]
+    fn malformed_networks_are_refused() {
+        for bad in
+            ["", "10.0.0.0/33", "::1/129", "10.0.0/8", "localhost", "10.0.0.0/", "1.2.3.4/-1"]
+        {
+            assert!(bad.parse::<IpNet>().is_err(), "{bad:?} parsed");
         }
     }
 }

@@ -80,7 +80,8 @@ impl ApiError {
             StatusCode::TOO_MANY_REQUESTS,
             "too_many_attempts",
             format!(
-                "too many failed authentication attempts from this client; retry in                  {retry_after_seconds} s"
+                "too many failed authentication attempts from this client; retry in \
+                 {retry_after_seconds} s"
             ),
         )
     }
@@ -137,6 +138,14 @@ impl From<StoreError> for ApiError {
                     "the database storage is full; nothing was written",
                 )
             },
+            StoreError::StorageIo { .. } => Self {
+                source: Some(Box::new(error)),
+                ..Self::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "storage_unavailable",
+                    "the database storage failed (I/O error); nothing was written",
+                )
+            },
             other => Self::internal(other),
         }
     }
@@ -144,7 +153,8 @@ impl From<StoreError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        // 503 `not_ready` and 507 are expected states, not failures worth an error line.
+        // Logged: every 500, and every error with a cause (a full or failing disk, 507/503,
+        // is worth an operator's attention); 503 `not_ready` and 4xx are not.
         if self.status == StatusCode::INTERNAL_SERVER_ERROR || self.source.is_some() {
             match &self.source {
                 Some(source) => {

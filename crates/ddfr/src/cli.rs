@@ -21,7 +21,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the service: REST API, the /ws WebSocket and the web app.
-    Serve(crate::settings::ServeArgs),
+    Serve(Box<crate::settings::ServeArgs>),
     /// Detect faces in images and print them as JSON (pixel boxes and detection scores).
     Recognize {
         /// JPEG, PNG or WebP files.

@@ -30,10 +30,36 @@ pub struct ServeArgs {
     #[arg(long, env = "DDFR_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
 
+    /// Encrypt stored face crops and embeddings with the 256-bit key in this file (64 hex
+    /// digits or 44 base64 characters; mode 600). A plaintext database is encrypted at the
+    /// first start with it; from then on the same key is needed to start.
+    #[arg(long, env = "DDFR_ENCRYPTION_KEY_FILE")]
+    pub encryption_key_file: Option<PathBuf>,
+
     /// Bearer token required on REST (except /api/health) and the /ws handshake. Prefer the
     /// environment variable to the flag, which other users can see in the process list.
     #[arg(long, env = "DDFR_API_TOKEN", hide_env_values = true)]
     pub api_token: Option<String>,
+
+    /// A second, recognize-only key: it opens /ws, POST /api/recognize and POST /api/verify
+    /// (and logs a browser in to the live view), every other protected route answers it 403.
+    /// Needs an admin token (DDFR_API_TOKEN or the generated one). Prefer the variable.
+    #[arg(long, env = "DDFR_RECOGNIZE_TOKEN", hide_env_values = true)]
+    pub recognize_token: Option<String>,
+
+    /// Serve HTTPS and WSS with this PEM certificate chain (leaf first); needs --tls-key.
+    #[arg(long, env = "DDFR_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert (PKCS#8, RSA or SEC1).
+    #[arg(long, env = "DDFR_TLS_KEY")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Reverse proxies whose X-Forwarded-For and X-Forwarded-Proto are believed (for the
+    /// brute-force throttle, the login audit and the cookie's Secure flag), comma-separated
+    /// IPs or CIDR networks (e.g. `127.0.0.1,10.0.0.0/8`). Default: none, both headers ignored.
+    #[arg(long, env = "DDFR_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<ddfr_server::config::IpNet>,
 
     /// Minimum cosine similarity for an identification (default: the model pack's calibrated
     /// `min_similarity`, see docs/models.md).
@@ -105,7 +131,12 @@ impl std::fmt::Debug for ServeArgs {
                 "database_url",
                 &self.database_url.as_deref().map(|u| ddfr_store::DatabaseUrl::new(u).redacted()),
             )
+            .field("encryption_key_file", &self.encryption_key_file)
             .field("api_token", &self.api_token.as_ref().map(|_| "***"))
+            .field("recognize_token", &self.recognize_token.as_ref().map(|_| "***"))
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key)
+            .field("trusted_proxies", &self.trusted_proxies)
             .field("match_threshold", &self.match_threshold)
             .field("allowed_origins", &self.allowed_origins)
             .field("web_dir", &self.web_dir)
@@ -136,6 +167,19 @@ impl ServeArgs {
             && (token.trim().is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()))
         {
             bail!("DDFR_API_TOKEN must be non-empty printable ASCII without spaces");
+        }
+        if let Some(key) = &self.recognize_token {
+            if key.trim().is_empty() || !key.bytes().all(|b| b.is_ascii_graphic()) {
+                bail!("DDFR_RECOGNIZE_TOKEN must be non-empty printable ASCII without spaces");
+            }
+            if self.api_token.as_deref().map(str::trim) == Some(key.trim()) {
+                bail!("DDFR_RECOGNIZE_TOKEN must differ from DDFR_API_TOKEN");
+            }
+        }
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(_), None) => bail!("DDFR_TLS_CERT is set but DDFR_TLS_KEY is not: give both"),
+            (None, Some(_)) => bail!("DDFR_TLS_KEY is set but DDFR_TLS_CERT is not: give both"),
+            _ => {}
         }
         for origin in &self.allowed_origins {
             if !(origin.starts_with("http://") || origin.starts_with("https://")) {
@@ -173,6 +217,11 @@ impl ServeArgs {
         }
     }
 
+    /// How to open the store: with the key of DDFR_ENCRYPTION_KEY_FILE, if set.
+    pub fn store_options(&self) -> Result<ddfr_store::StoreOptions> {
+        store_options(self.encryption_key_file.as_deref())
+    }
+
     /// The web app directory: the setting, else `web/dist` in the working directory or in
     /// the checkout the binary was built in.
     pub fn web_dir(&self) -> Option<PathBuf> {
@@ -186,5 +235,25 @@ impl ServeArgs {
             candidates.push(checkout.join("web/dist"));
         }
         candidates.into_iter().find(|dir| dir.join("index.html").is_file())
+    }
+}
+
+/// Store options with the key in `key_file` (read and checked here, so a bad key file stops
+/// the command before the database is opened).
+pub fn store_options(key_file: Option<&Path>) -> Result<ddfr_store::StoreOptions> {
+    let Some(path) = key_file else {
+        return Ok(ddfr_store::StoreOptions::default());
+    };
+    let key = ddfr_store::EncryptionKey::from_file(path)?;
+    Ok(ddfr_store::StoreOptions::encrypted(key))
+}
+
+/// A store error with what to do about it when that is a setting: an encrypted database
+/// opened without a key names the key-file setting.
+pub fn explain_store_error(error: ddfr_store::StoreError) -> anyhow::Error {
+    match error {
+        ddfr_store::StoreError::EncryptionKeyRequired => anyhow::Error::new(error)
+            .context("set DDFR_ENCRYPTION_KEY_FILE (--encryption-key-file) to its key file"),
+        other => other.into(),
     }
 }

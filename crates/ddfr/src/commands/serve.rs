@@ -1,7 +1,8 @@
 //! `ddfr serve`: the composition root. Settings → listener → (models, store, index) → ready.
 //!
 //! The listener is bound first so `/api/health` answers 503 while models and the index load,
-//! and 200 from the moment they are in place.
+//! and 200 from the moment they are in place. Everything that can refuse a start without
+//! models (the TLS certificate and key, the tokens) is checked before binding.
 
 use std::io::Write;
 use std::path::Path;
@@ -13,7 +14,7 @@ use ddfr_core::ModelId;
 use ddfr_index::IndexConfig;
 use ddfr_server::visitors::{delete_all_visitors, run_visitor_retention, run_visitor_writer};
 use ddfr_server::{
-    ApiToken, AppState, Gallery, InferencePool, ServerConfig, Services, VisitorRegistry,
+    ApiToken, AppState, Gallery, InferencePool, ServerConfig, Services, TlsConfig, VisitorRegistry,
     VisitorsConfig,
 };
 use ddfr_store::PersonStore;
@@ -48,6 +49,16 @@ fn init_logging(format: &str) {
 
 async fn serve(engine: EngineArgs, args: ServeArgs) -> Result<()> {
     let started = Instant::now();
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsConfig::from_pem_files(cert, key)?),
+        _ => None,
+    };
+    if args.recognize_token.is_some() && args.api_token.is_none() && args.host.is_loopback() {
+        anyhow::bail!(
+            "DDFR_RECOGNIZE_TOKEN needs an admin token: set DDFR_API_TOKEN too (a loopback \
+             server without one leaves every route open, so a recognize-only key would mean nothing)"
+        );
+    }
     std::fs::create_dir_all(&args.data_dir)
         .with_context(|| format!("creating the data dir {}", args.data_dir.display()))?;
     let listener = tokio::net::TcpListener::bind(args.addr())
@@ -56,7 +67,11 @@ async fn serve(engine: EngineArgs, args: ServeArgs) -> Result<()> {
     let addr = listener.local_addr().context("reading the bound address")?;
 
     let mut config = ServerConfig::new(addr);
-    config.api_token = resolve_token(&args, addr)?;
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    config.api_token = resolve_token(&args, addr, scheme)?;
+    config.recognize_token = args.recognize_token.as_deref().map(|key| ApiToken::new(key.trim()));
+    config.trusted_proxies = args.trusted_proxies.clone();
+    config.tls = tls;
     config.allowed_origins = args.allowed_origins.clone();
     config.strict_enrollment = args.strict_enrollment;
     config.max_ws_connections = usize::from(args.max_connections);
@@ -68,7 +83,15 @@ async fn serve(engine: EngineArgs, args: ServeArgs) -> Result<()> {
         tracing::info!("web app not built (no web/dist/index.html); / explains how to build it");
     }
     let state = AppState::new(config);
-    tracing::info!(%addr, auth = state.config().api_token.is_some(), "listening");
+    tracing::info!(
+        %addr,
+        url = %format!("{}://{addr}/", state.config().scheme()),
+        tls = state.config().tls.is_some(),
+        auth = state.config().api_token.is_some(),
+        recognize_key = state.config().recognize_token.is_some(),
+        trusted_proxies = state.config().trusted_proxies.len(),
+        "listening"
+    );
 
     let server = tokio::spawn(ddfr_server::serve(listener, state.clone(), shutdown_signal()));
     match load_services(&engine, &args).await {
@@ -99,8 +122,10 @@ async fn load_services(engine: &EngineArgs, args: &ServeArgs) -> Result<Services
     let loader = engine.clone();
     let pack_task = tokio::task::spawn_blocking(move || loader.load_pack(workers));
     let url = args.database_url();
-    let store = ddfr_store::open_store(&url)
+    let options = args.store_options()?;
+    let store = ddfr_store::open_store_with(&url, &options)
         .await
+        .map_err(crate::settings::explain_store_error)
         .with_context(|| format!("opening the database {url}"))?;
     let pack = Arc::new(pack_task.await.context("model loading panicked")??);
     let model = pack.embedder_id().clone();
@@ -218,8 +243,12 @@ async fn reembed_other_models(
 }
 
 /// The token: `DDFR_API_TOKEN`; none on a loopback-only bind; otherwise the one stored in the
-/// data dir, generated (and printed as a login URL) on first start.
-fn resolve_token(args: &ServeArgs, addr: std::net::SocketAddr) -> Result<Option<ApiToken>> {
+/// data dir, generated (and printed as a login URL with `scheme`) on first start.
+fn resolve_token(
+    args: &ServeArgs,
+    addr: std::net::SocketAddr,
+    scheme: &str,
+) -> Result<Option<ApiToken>> {
     if let Some(token) = &args.api_token {
         return Ok(Some(ApiToken::new(token.trim())));
     }
@@ -237,7 +266,7 @@ fn resolve_token(args: &ServeArgs, addr: std::net::SocketAddr) -> Result<Option<
     write_private(&path, &token)?;
     let host =
         if addr.ip().is_unspecified() { "127.0.0.1".to_owned() } else { addr.ip().to_string() };
-    let url = format!("http://{host}:{}/#token={token}", addr.port());
+    let url = format!("{scheme}://{host}:{}/#token={token}", addr.port());
     // Printed once, on stdout, like Jupyter; never logged through tracing.
     let mut stdout = std::io::stdout().lock();
     writeln!(
