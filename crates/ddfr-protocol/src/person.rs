@@ -161,6 +161,11 @@ pub const BODY_FIELD: &str = "body";
 /// Deserialises a JSON request body, turning a serde error into a [`FieldError`]: an unknown
 /// field is reported under its own name, anything else (bad JSON, a wrong type) under `body`.
 pub fn parse_json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Vec<FieldError>> {
+    // serde would also read a struct from a JSON array, field by position (`[]` was an empty
+    // PATCH); every body of the API is a JSON object.
+    if bytes.trim_ascii_start().first() != Some(&b'{') {
+        return Err(vec![FieldError::new(BODY_FIELD, "the body must be a JSON object")]);
+    }
     serde_json::from_slice(bytes).map_err(|error| {
         let message = error.to_string();
         let field = message

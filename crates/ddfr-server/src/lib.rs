@@ -2,27 +2,34 @@
 //!
 //! The binary's composition root loads settings, model pack, store and index, then hands
 //! them over as [`Services`]; this crate knows nothing about model paths. [`router`] builds
-//! the app (used in-process by tests), [`serve`] runs it until a shutdown signal.
+//! the app (used in-process by tests), [`serve`] runs it until a shutdown signal, over plain
+//! HTTP or, with [`ServerConfig::tls`], HTTPS/WSS ([`tls`]).
 //!
 //! Routes: `/ws` (frames and crops messages), `/api/*` (REST, see `docs/api.md`),
-//! `/openapi.json`, and the web app at `/`.
+//! `/openapi.json`, and the web app at `/`. With a token configured, `/ws`,
+//! `POST /api/recognize` and `POST /api/verify` take the admin token or the recognize-only
+//! key; every other protected route takes the admin token only (see [`auth`]).
 
 pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod error;
+#[cfg(any(test, feature = "fuzzing"))]
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod gallery;
 pub mod openapi;
 pub mod pipeline;
 pub mod pool;
 pub mod rest;
 pub mod state;
+pub mod tls;
 pub mod unknowns;
 pub mod visitors;
 pub mod web;
 pub mod ws;
 
-use std::future::Future;
+use std::future::{Future, IntoFuture};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -31,6 +38,7 @@ use std::time::Instant;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{delete, get, post};
+use axum::serve::ListenerExt;
 use axum::{Extension, Router};
 use tokio::net::TcpListener;
 
@@ -40,6 +48,7 @@ pub use error::ApiError;
 pub use gallery::{Gallery, GalleryError};
 pub use pool::{InferencePool, PoolError};
 pub use state::{AppState, Services};
+pub use tls::{TlsConfig, TlsError};
 pub use visitors::{VisitorRegistry, VisitorsConfig};
 
 /// How often shutdown checks whether every `/ws` connection has closed.
@@ -54,7 +63,16 @@ pub fn router(state: AppState) -> Router {
 /// The whole app with a given brute-force throttle (tests use a short window).
 pub fn router_with_throttle(state: AppState, throttle: Arc<AuthThrottle>) -> Router {
     let max_body = state.config().max_upload_bytes;
-    let protected = Router::new()
+    // What the recognize-only key may open (the admin token opens these too).
+    let recognition = Router::new()
+        .route("/api/recognize", post(rest::recognize))
+        .route(
+            "/api/verify",
+            post(rest::verify).layer(DefaultBodyLimit::max(rest::verify_body_limit(max_body))),
+        )
+        .route("/ws", get(ws::ws_handler))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_recognizer));
+    let admin = Router::new()
         .route("/api/persons", post(rest::create_person).get(rest::list_persons))
         .route(
             "/api/persons/{id}",
@@ -68,18 +86,12 @@ pub fn router_with_throttle(state: AppState, throttle: Arc<AuthThrottle>) -> Rou
         )
         .route("/api/persons/{id}/faces/{face_id}", delete(rest::delete_face))
         .route("/api/persons/{id}/faces/{face_id}/crop", get(rest::face_crop))
-        .route("/api/recognize", post(rest::recognize))
         .route("/api/audit", get(audit::list_audit))
         .route("/api/unknowns", get(unknowns::list_unknowns))
         .route("/api/unknowns/{id}", delete(unknowns::delete_unknown))
         .route("/api/unknowns/{id}/crop", get(unknowns::unknown_crop))
         .route("/api/unknowns/{id}/promote", post(unknowns::promote_unknown))
-        .route(
-            "/api/verify",
-            post(rest::verify).layer(DefaultBodyLimit::max(rest::verify_body_limit(max_body))),
-        )
-        .route("/ws", get(ws::ws_handler))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_token));
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_admin));
     let open = Router::new()
         .route("/api/health", get(rest::health))
         .route("/api/login", post(auth::login))
@@ -92,7 +104,8 @@ pub fn router_with_throttle(state: AppState, throttle: Arc<AuthThrottle>) -> Rou
         }),
     );
     let web_dir = state.config().web_dir.clone();
-    protected
+    admin
+        .merge(recognition)
         .merge(open)
         .merge(api_fallback)
         .merge(web::web_routes(web_dir.as_deref()))
@@ -106,13 +119,17 @@ pub fn router_with_throttle(state: AppState, throttle: Arc<AuthThrottle>) -> Rou
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves, then tells `/ws` clients to go away
-/// (close code 1001) and waits up to the configured grace period for them to close.
+/// (close code 1001) and waits up to the configured grace period for them to close. With
+/// [`ServerConfig::tls`] the listener speaks TLS only (HTTPS and WSS): each handshake runs in
+/// its own task with a timeout ([`tls::TlsListener`]); plain HTTP on that port is not served.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let app = router(state.clone());
+    // The peer address feeds the brute-force throttle (per client IP).
+    let app = app.into_make_service_with_connect_info::<SocketAddr>();
     let signal_state = state.clone();
     let (stopped_tx, stopped_rx) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
@@ -122,9 +139,20 @@ pub async fn serve(
         let _ = stopped_tx.send(());
     };
     let grace = state.config().shutdown_grace;
-    // The peer address feeds the brute-force throttle (per client IP).
-    let server = axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(signal);
+    let server: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match &state
+        .config()
+        .tls
+    {
+        None => Box::pin(axum::serve(listener, app).with_graceful_shutdown(signal).into_future()),
+        Some(tls) => {
+            // `tap_io` keeps axum's `ConnectInfo<SocketAddr>` for a listener of ours; small
+            // TLS records are sent at once (no Nagle delay on replies).
+            let listener = tls::TlsListener::new(listener, tls)?.tap_io(|stream| {
+                let _ = stream.get_ref().0.set_nodelay(true);
+            });
+            Box::pin(axum::serve(listener, app).with_graceful_shutdown(signal).into_future())
+        }
+    };
     tokio::select! {
         result = server => result?,
         () = async {

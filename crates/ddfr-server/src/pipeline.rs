@@ -292,7 +292,7 @@ pub fn recognize_decoded(
 
 /// Why one crop could not be used.
 #[derive(Debug, thiserror::Error)]
-enum CropError {
+pub(crate) enum CropError {
     #[error("crop {index} could not be decoded")]
     Decode {
         index: usize,
@@ -304,7 +304,7 @@ enum CropError {
 }
 
 /// Decodes one crop to RGB and checks its declared size.
-fn decode_crop(index: usize, crop: &FaceCrop) -> Result<RgbImage, CropError> {
+pub(crate) fn decode_crop(index: usize, crop: &FaceCrop) -> Result<RgbImage, CropError> {
     let image = match crop.encoding {
         CropEncoding::Jpeg | CropEncoding::Png => decode_image(&crop.data, &CROP_LIMITS)
             .map_err(|source| CropError::Decode { index, source })?,

@@ -269,7 +269,7 @@ fn enroll_error(error: EnrollError) -> ApiError {
     }
 }
 
-fn check_format(image: &[u8]) -> Result<(), ApiError> {
+pub(crate) fn check_format(image: &[u8]) -> Result<(), ApiError> {
     if image.len() > DecodeLimits::PHOTO.max_bytes {
         return Err(ApiError::from_photo(EngineError::TooLarge {
             bytes: image.len(),

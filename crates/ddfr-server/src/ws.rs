@@ -232,12 +232,17 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
     }
 }
 
-/// Whether a read error is a message over the size limit.
-fn is_too_big(error: axum::Error) -> bool {
-    error
-        .into_inner()
-        .downcast_ref::<tungstenite::Error>()
-        .is_some_and(|e| matches!(e, tungstenite::Error::Capacity(_)))
+/// The close code and reason a read error calls for: 1009 for a message over the size limit,
+/// 1002 for a protocol violation (reserved bits or opcodes, an oversized or fragmented control
+/// frame, a bad fragment sequence, an unmasked frame), 1007 for invalid UTF-8 in a text
+/// message; `None` for transport errors (nobody to tell).
+fn close_for_read_error(error: axum::Error) -> Option<(u16, &'static str)> {
+    match error.into_inner().downcast_ref::<tungstenite::Error>()? {
+        tungstenite::Error::Capacity(_) => Some((close_code::SIZE, "message too big")),
+        tungstenite::Error::Protocol(_) => Some((close_code::PROTOCOL, "protocol error")),
+        tungstenite::Error::Utf8(_) => Some((close_code::INVALID, "invalid UTF-8")),
+        _ => None,
+    }
 }
 
 /// Why a connection ended, for the log.
@@ -246,6 +251,7 @@ enum Ended {
     ClientClosed,
     TransportError,
     TooBig,
+    ProtocolError,
     Stalled,
     Unresponsive,
     Shutdown,
@@ -339,11 +345,12 @@ pub async fn run_connection<S, R>(
                     Some(Ok(Message::Ping(_))) => continue,
                     Some(Ok(Message::Close(_))) => break Ended::ClientClosed,
                     Some(Err(error)) => {
-                        if is_too_big(error) {
-                            let _ = sink.send(close_message(close_code::SIZE, "message too big")).await;
-                            break Ended::TooBig;
-                        }
-                        break Ended::TransportError;
+                        let Some((code, reason)) = close_for_read_error(error) else {
+                            break Ended::TransportError;
+                        };
+                        let close = sink.send(close_message(code, reason));
+                        let _ = tokio::time::timeout(CLOSE_SEND_TIMEOUT, close).await;
+                        break if code == close_code::SIZE { Ended::TooBig } else { Ended::ProtocolError };
                     }
                 };
                 n_frames += 1;
