@@ -1,7 +1,8 @@
 //! The REST client: same-origin `fetch` with the session cookie, typed with `ddfr-protocol`.
 
 use ddfr_protocol::{
-    ErrorBody, FaceView, FieldError, NewPerson, PersonList, PersonPatch, PersonView,
+    BatchEnrollReply, ErrorBody, FaceView, FieldError, Health, NewPerson, PersonList, PersonPatch,
+    PersonView, UnknownList,
 };
 use js_sys::{Promise, Uint8Array};
 use serde::Serialize;
@@ -134,9 +135,9 @@ fn json_body(value: &impl Serialize) -> Result<Option<Body>, ApiError> {
         .map_err(|e| ApiError::Decode(e.to_string()))
 }
 
-/// `GET /api/health`.
-pub async fn health() -> Result<(), ApiError> {
-    send("GET", "/api/health", None).await.map(|_| ())
+/// `GET /api/health`: the server's state, including whether the unknown-visitor feature is on.
+pub async fn health() -> Result<Health, ApiError> {
+    json_of(&send("GET", "/api/health", None).await?).await
 }
 
 /// `POST /api/login`: the server answers with an HttpOnly session cookie. The token goes in
@@ -194,6 +195,18 @@ pub async fn add_face(id: i64, photo: &Blob, filename: &str) -> Result<FaceView,
     json_of(&send("POST", &format!("/api/persons/{id}/faces"), Some(Body::Form(form))).await?).await
 }
 
+/// `POST /api/persons/{id}/faces/batch`: several photos in one request (repeated multipart
+/// field `image`), one result per photo in order.
+pub async fn add_faces(id: i64, photos: &[web_sys::File]) -> Result<BatchEnrollReply, ApiError> {
+    let form = FormData::new().map_err(|e| ApiError::Network(js_text(&e)))?;
+    for photo in photos {
+        form.append_with_blob_and_filename("image", photo, &photo.name())
+            .map_err(|e| ApiError::Network(js_text(&e)))?;
+    }
+    let path = format!("/api/persons/{id}/faces/batch");
+    json_of(&send("POST", &path, Some(Body::Form(form))).await?).await
+}
+
 /// `DELETE /api/persons/{id}/faces/{face_id}`.
 pub async fn delete_face(id: i64, face_id: i64) -> Result<(), ApiError> {
     send("DELETE", &format!("/api/persons/{id}/faces/{face_id}"), None).await.map(|_| ())
@@ -202,6 +215,23 @@ pub async fn delete_face(id: i64, face_id: i64) -> Result<(), ApiError> {
 /// The URL of an enrolled crop's JPEG thumbnail.
 pub fn face_crop_url(id: i64, face_id: i64) -> String {
     format!("/api/persons/{id}/faces/{face_id}/crop")
+}
+
+/// `GET /api/unknowns`: the recurring unknown visitors, most recently seen first.
+pub async fn list_unknowns() -> Result<UnknownList, ApiError> {
+    json_of(&send("GET", "/api/unknowns", None).await?).await
+}
+
+/// `DELETE /api/unknowns/{id}`: forgets a visitor and its face chips.
+pub async fn delete_unknown(id: i64) -> Result<(), ApiError> {
+    send("DELETE", &format!("/api/unknowns/{id}"), None).await.map(|_| ())
+}
+
+/// `POST /api/unknowns/{id}/promote`: makes the visitor a person (role guest) whose face
+/// samples are the visitor's stored chips.
+pub async fn promote_unknown(id: i64, person: &NewPerson) -> Result<PersonView, ApiError> {
+    let path = format!("/api/unknowns/{id}/promote");
+    json_of(&send("POST", &path, json_body(person)?).await?).await
 }
 
 /// The bytes at a same-origin URL (model files).

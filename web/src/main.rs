@@ -1,6 +1,7 @@
 //! ddfr's browser app: the live view (camera, in-browser detection, labelled boxes), people
-//! management and login. Plain web-sys with a small DOM layer ([`dom`]); hash routes
-//! (`#/live`, `#/people`, `#/people/new`, `#/people/{id}`, `#/login`).
+//! management, recurring unknown visitors and login. Plain web-sys with a small DOM layer
+//! ([`dom`]); hash routes (`#/live`, `#/people`, `#/people/new`, `#/people/{id}`,
+//! `#/visitors`, `#/visitors/{id}`, `#/login`).
 //!
 //! With `?offline`, or when the server does not answer, only the live view runs and it boxes
 //! faces with the in-browser detector (the offline demo).
@@ -9,6 +10,7 @@ mod api;
 mod dom;
 mod live;
 mod people;
+mod visitors;
 
 use std::cell::Cell;
 
@@ -44,7 +46,14 @@ async fn start() {
     let nav = El::new("nav")
         .attr("aria-label", "Main")
         .child(El::new("a").attr("href", "#/live").attr("id", "nav-live").text("Live"))
-        .child(El::new("a").attr("href", "#/people").attr("id", "nav-people").text("People"));
+        .child(El::new("a").attr("href", "#/people").attr("id", "nav-people").text("People"))
+        .child(
+            El::new("a")
+                .attr("href", "#/visitors")
+                .attr("id", "nav-visitors")
+                .attr("hidden", "")
+                .text("Visitors"),
+        );
     let header = El::new("header")
         .child(El::new("span").class("brand").text("ddfr"))
         .child(nav)
@@ -70,9 +79,18 @@ async fn start() {
     let _ = body.append_child(header.el());
     let _ = body.append_child(main.el());
 
-    let offline = forced_offline
-        || matches!(api::health().await, Err(ApiError::Network(_)) | Err(ApiError::Http { .. }));
+    let health = if forced_offline { None } else { Some(api::health().await) };
+    let offline = match &health {
+        None | Some(Err(ApiError::Network(_) | ApiError::Http { .. })) => true,
+        Some(_) => false,
+    };
     OFFLINE.with(|cell| cell.set(offline));
+    // The Visitors page is offered when the server keeps recurring visitors
+    // (`unknown_visitors` in /api/health); `#/visitors` still works, and says when it is off.
+    let visitors_on = matches!(&health, Some(Ok(h)) if h.unknown_visitors);
+    if visitors_on && let Some(link) = by_id::<Element>("nav-visitors") {
+        set_hidden(&link, false);
+    }
     if let Some(state) = by_id::<Element>("server-state") {
         state.set_text_content(Some(if offline { "offline demo" } else { "server connected" }));
     }
@@ -83,10 +101,8 @@ async fn start() {
     let needs_login =
         !offline && matches!(api::list_persons(1, 0).await, Err(ApiError::Unauthorized));
     if needs_login {
+        // "Log out" appears once a login succeeded (see the login page).
         navigate("#/login");
-        if let Some(button) = by_id::<Element>("logout") {
-            set_hidden(&button, false);
-        }
     }
     listen(&window(), "hashchange", |_| route());
     route();
@@ -103,7 +119,12 @@ fn route() {
     let is_live = matches!(path, "" | "/" | "/live") || offline;
     set_hidden(&live_root, !is_live);
     set_hidden(&page, is_live);
-    for (id, active) in [("nav-live", is_live), ("nav-people", path.starts_with("/people"))] {
+    let nav = [
+        ("nav-live", is_live),
+        ("nav-people", path.starts_with("/people")),
+        ("nav-visitors", path.starts_with("/visitors")),
+    ];
+    for (id, active) in nav {
         if let Some(link) = by_id::<Element>(id) {
             if active {
                 let _ = link.set_attribute("aria-current", "page");
@@ -126,7 +147,14 @@ fn route() {
             Err(_) => not_found(&page),
         },
         None if path == "/login" => mount_login(&page),
-        None => not_found(&page),
+        None => match path.strip_prefix("/visitors") {
+            Some("" | "/") => visitors::mount(&page, None),
+            Some(rest) => match rest.trim_start_matches('/').parse::<i64>() {
+                Ok(id) => visitors::mount(&page, Some(id)),
+                Err(_) => not_found(&page),
+            },
+            None => not_found(&page),
+        },
     }
 }
 

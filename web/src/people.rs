@@ -4,7 +4,10 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use ddfr_protocol::{MAX_PAGE_LIMIT, NewPerson, PersonPatch, PersonView, Relationship, Role};
+use ddfr_protocol::{
+    EnrollStatus, MAX_PAGE_LIMIT, NewPerson, PersonPatch, PersonView, PhotoResult, Relationship,
+    Role,
+};
 use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
 use web_sys::{Element, HtmlInputElement};
@@ -16,7 +19,7 @@ use crate::dom::{El, by_id, clear, listen, value_of};
 const PAGE_SIZE: u32 = 20;
 
 /// Shows a request failure; a 401 sends the user to the login page.
-fn show_error(target: &Element, error: &ApiError) {
+pub(crate) fn show_error(target: &Element, error: &ApiError) {
     if *error == ApiError::Unauthorized {
         crate::navigate("#/login");
         return;
@@ -187,7 +190,7 @@ fn render_pager(page: u32, total: u64) {
 }
 
 /// One labelled field with the place for its server message.
-fn field(id: &str, label: &str, input: El) -> El {
+pub(crate) fn field(id: &str, label: &str, input: El) -> El {
     El::new("div")
         .class("field")
         .child(El::new("label").attr("for", &format!("f-{id}")).text(label))
@@ -205,7 +208,7 @@ fn field(id: &str, label: &str, input: El) -> El {
         )
 }
 
-fn select(options: &[&str], selected: &str) -> El {
+pub(crate) fn select(options: &[&str], selected: &str) -> El {
     let mut el = El::new("select");
     for value in options {
         let mut option = El::new("option").attr("value", value).text(value);
@@ -217,9 +220,9 @@ fn select(options: &[&str], selected: &str) -> El {
     el
 }
 
-const FIELDS: [&str; 5] = ["name", "surname", "birthday", "relationship", "role"];
+pub(crate) const FIELDS: [&str; 5] = ["name", "surname", "birthday", "relationship", "role"];
 
-fn show_field_errors(error: &ApiError) {
+pub(crate) fn show_field_errors(error: &ApiError) {
     for name in FIELDS {
         if let Some(span) = by_id::<Element>(&format!("err-{name}")) {
             span.set_text_content(error.field_message(name).as_deref());
@@ -234,11 +237,19 @@ fn show_field_errors(error: &ApiError) {
             crate::navigate("#/login");
             return;
         }
-        form_error.set_text_content(Some(&error.summary()));
+        // Messages shown beside their fields need no repeating here.
+        let all_beside_fields = matches!(error, ApiError::Http { fields, .. }
+            if !fields.is_empty() && fields.iter().all(|f| by_id::<Element>(&format!("err-{}", f.field)).is_some()));
+        let text = if all_beside_fields {
+            "Check the fields marked above.".to_owned()
+        } else {
+            error.summary()
+        };
+        form_error.set_text_content(Some(&text));
     }
 }
 
-fn clear_field_errors() {
+pub(crate) fn clear_field_errors() {
     for name in FIELDS {
         if let Some(span) = by_id::<Element>(&format!("err-{name}")) {
             span.set_text_content(None);
@@ -427,6 +438,7 @@ fn render_person(root: &Element, person: &PersonView) {
                 .child(upload.clone())
                 .child(capture.clone()),
         )
+        .child(El::new("p").attr("id", "upload-status").attr("role", "status").class("muted"))
         .child(
             El::new("ul").attr("id", "upload-results").class("results").attr("aria-live", "polite"),
         )
@@ -440,16 +452,7 @@ fn render_person(root: &Element, person: &PersonView) {
         let Some(files) = input.files() else { return };
         let files: Vec<web_sys::File> = (0..files.length()).filter_map(|i| files.get(i)).collect();
         input.set_value("");
-        spawn_local(async move {
-            if let Some(results) = by_id::<Element>("upload-results") {
-                clear(&results);
-            }
-            for file in files {
-                let outcome = api::add_face(id, &file, &file.name()).await;
-                report_upload(&file.name(), &outcome);
-            }
-            refresh_faces(id).await;
-        });
+        spawn_local(upload_photos(id, files));
     });
     listen(capture.el(), "click", move |_| {
         spawn_local(async move {
@@ -457,23 +460,122 @@ fn render_person(root: &Element, person: &PersonView) {
                 Ok(photo) => api::add_face(id, &photo, "camera.jpg").await,
                 Err(reason) => Err(ApiError::Network(reason)),
             };
-            report_upload("Camera capture", &outcome);
+            report_capture(&outcome);
             refresh_faces(id).await;
         });
     });
 }
 
-fn report_upload(name: &str, outcome: &Result<ddfr_protocol::FaceView, ApiError>) {
-    let Some(results) = by_id::<Element>("upload-results") else { return };
-    let (class, text) = match outcome {
-        Ok(_) => ("accepted", format!("{name}: accepted")),
-        Err(ApiError::Http { code, message, .. }) => {
-            ("rejected", format!("{name}: rejected — {code}: {message}"))
+/// Sends the chosen photos with the batch route, at most [`BATCH_MAX_PHOTOS`] and about
+/// [`BATCH_MAX_BYTES`] per request, and lists each photo's outcome beside its file name.
+async fn upload_photos(id: i64, files: Vec<web_sys::File>) {
+    if let Some(results) = by_id::<Element>("upload-results") {
+        clear(&results);
+    }
+    let status = by_id::<Element>("upload-status");
+    let set_status = |text: &str| {
+        if let Some(status) = &status {
+            status.set_text_content(Some(text));
         }
-        Err(other) => ("rejected", format!("{name}: rejected — {}", other.summary())),
     };
+    let total = files.len();
+    let mut done = 0;
+    for chunk in batches(&files) {
+        set_status(&match total {
+            1 => "Uploading 1 photo…".to_owned(),
+            n => format!("Uploading photos {}–{} of {n}…", done + 1, done + chunk.len()),
+        });
+        match api::add_faces(id, chunk).await {
+            Ok(reply) => {
+                for (index, file) in chunk.iter().enumerate() {
+                    // The server answers in upload order; `index` is the position in this request.
+                    match reply.results.iter().find(|r| r.index == index) {
+                        Some(result) => report_photo(&file.name(), result),
+                        None => report_failure(&file.name(), "the server did not answer for it"),
+                    }
+                }
+            }
+            Err(ApiError::Unauthorized) => {
+                crate::navigate("#/login");
+                return;
+            }
+            Err(error) => {
+                for file in chunk {
+                    report_failure(&file.name(), &error.summary());
+                }
+            }
+        }
+        done += chunk.len();
+    }
+    set_status("");
+    refresh_faces(id).await;
+}
+
+/// Photos one batch request may carry (the server's limit).
+const BATCH_MAX_PHOTOS: usize = 10;
+/// Bytes of photos per batch request: below the server's 40 MiB body limit with room for the
+/// multipart overhead. A larger photo goes alone (and the server says why it is refused).
+const BATCH_MAX_BYTES: f64 = 32.0 * 1024.0 * 1024.0;
+
+/// Splits the files into requests of at most [`BATCH_MAX_PHOTOS`] photos and about
+/// [`BATCH_MAX_BYTES`] bytes.
+fn batches(files: &[web_sys::File]) -> Vec<&[web_sys::File]> {
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0.0);
+    for (i, file) in files.iter().enumerate() {
+        let size = file.size();
+        let full = i - start == BATCH_MAX_PHOTOS || (i > start && bytes + size > BATCH_MAX_BYTES);
+        if full {
+            out.push(&files[start..i]);
+            (start, bytes) = (i, 0.0);
+        }
+        bytes += size;
+    }
+    if start < files.len() {
+        out.push(&files[start..]);
+    }
+    out
+}
+
+/// One photo's outcome from the batch route: accepted, skipped as a duplicate, or rejected
+/// with the server's code and reason.
+fn report_photo(name: &str, result: &PhotoResult) {
+    let reason = match (&result.code, &result.message) {
+        (Some(code), Some(message)) => format!("{code}: {message}"),
+        (Some(code), None) => code.clone(),
+        (None, Some(message)) => message.clone(),
+        (None, None) => String::new(),
+    };
+    let (class, text) = match result.status {
+        EnrollStatus::Enrolled => ("accepted", format!("{name}: accepted")),
+        EnrollStatus::Skipped => {
+            ("skipped", format!("{name}: skipped, already enrolled — {reason}"))
+        }
+        EnrollStatus::Rejected => ("rejected", format!("{name}: rejected — {reason}")),
+    };
+    add_result(class, &text);
+}
+
+fn report_failure(name: &str, reason: &str) {
+    add_result("rejected", &format!("{name}: rejected — {reason}"));
+}
+
+fn add_result(class: &str, text: &str) {
+    let Some(results) = by_id::<Element>("upload-results") else { return };
     let _ = results
-        .append_child(El::new("li").class(class).attr("data-outcome", class).text(&text).el());
+        .append_child(El::new("li").class(class).attr("data-outcome", class).text(text).el());
+}
+
+/// The outcome of a camera capture (the single-photo route).
+fn report_capture(outcome: &Result<ddfr_protocol::FaceView, ApiError>) {
+    let name = "Camera capture";
+    match outcome {
+        Ok(_) => add_result("accepted", &format!("{name}: accepted")),
+        Err(ApiError::Http { code, message, .. }) => {
+            report_failure(name, &format!("{code}: {message}"));
+        }
+        Err(other) => report_failure(name, &other.summary()),
+    }
 }
 
 async fn refresh_faces(id: i64) {

@@ -15,19 +15,25 @@ const FPS_WINDOW_MS: f64 = 1_000.0;
 /// Frames per second over a sliding window.
 #[derive(Debug, Default)]
 pub(super) struct FpsCounter {
-    window_start: f64,
+    window_start: Option<f64>,
     frames: u32,
     pub(super) fps: f64,
 }
 
 impl FpsCounter {
     pub(super) fn tick(&mut self, now: f64) {
+        // The first window opens at the first frame, not at page load: the seconds the camera
+        // and the detector take to start are not the frame rate.
+        let Some(window_start) = self.window_start else {
+            self.window_start = Some(now);
+            return;
+        };
         self.frames += 1;
-        let elapsed = now - self.window_start;
+        let elapsed = now - window_start;
         if elapsed >= FPS_WINDOW_MS {
             self.fps = f64::from(self.frames) * 1000.0 / elapsed;
             self.frames = 0;
-            self.window_start = now;
+            self.window_start = Some(now);
         }
     }
 }
