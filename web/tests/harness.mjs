@@ -1,8 +1,13 @@
 // Test harness: builds fake-camera videos, starts `ddfr serve` or a plain static server, and
 // launches Debian's chromium through playwright-core (no browser download).
+//
+// Robustness rules every test file gets from here: ports are picked by the kernel at run time
+// (`--port 0`, the bound address read from the server's JSON log); every process started here
+// (ddfr serve, chromium) and the temp dir are cleaned up on every exit path (normal end,
+// exception, SIGINT/SIGTERM/SIGHUP); waits are generous because the machine may be loaded.
 import { spawn, execFileSync } from "node:child_process";
 import { createServer } from "node:http";
-import { existsSync, mkdtempSync, readFileSync, statSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { extname, join, resolve, dirname } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -14,6 +19,11 @@ export const TESTDATA = process.env.DDFR_TESTDATA ?? resolve(ROOT, "../shared/te
 export const SCREENSHOTS = join(ROOT, "docs/screenshots");
 export const CHROMIUM = process.env.DDFR_CHROMIUM ?? "/usr/bin/chromium";
 const PYTHON = process.env.DDFR_PYTHON ?? join(ROOT, ".cache/venv/bin/python");
+
+/** Default wait for page actions and selectors: slow machines load a 17 MB wasm first. */
+export const ACTION_TIMEOUT_MS = 90_000;
+/** How long a server may take to load its models and answer /api/health. */
+const HEALTH_TIMEOUT_MS = 180_000;
 
 /** Why the browser tests cannot run here, or null. */
 export function skipReason() {
@@ -35,8 +45,33 @@ export function ddfrBinary() {
   return found[0] ?? null;
 }
 
-const tmp = mkdtempSync(join(tmpdir(), "ddfr-web-test-"));
+// One temp dir per test file (videos, data dirs), under $DDFR_WEB_TMP when scripts/test-web
+// gives one (it kills anything still running from there when it exits).
+const tmpParent = process.env.DDFR_WEB_TMP ?? tmpdir();
+mkdirSync(tmpParent, { recursive: true });
+const tmp = mkdtempSync(join(tmpParent, "ddfr-web-test-"));
 export const TMP = tmp;
+
+// Every `ddfr serve` started here, so that no exit path leaves one running (playwright does the
+// same for the browsers it launches).
+const children = new Set();
+function killChildren() {
+  for (const child of children) {
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  }
+  children.clear();
+}
+process.on("exit", () => {
+  killChildren();
+  // playwright kills the browsers it launched in its own exit handler; the temp dir goes last.
+  rmSync(tmp, { recursive: true, force: true });
+});
+for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.once(signal, () => {
+    killChildren();
+    process.exit(128 + ({ SIGHUP: 1, SIGINT: 2, SIGTERM: 15 }[signal]));
+  });
+}
 
 /** A 640x480 Y4M of `photos` (paths under faces/), each shown for `seconds`. */
 export function makeVideo(name, photos, seconds = 2) {
@@ -50,42 +85,110 @@ export function photo(path) {
   return join(TESTDATA, "faces", path);
 }
 
-async function freePort() {
-  return new Promise((ok) => {
-    const server = createServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => ok(port));
-    });
+/** Resolves with the first stdout line of `child` for which `pick` returns a value. */
+function waitForLine(child, pick, what) {
+  return new Promise((ok, fail) => {
+    let buffered = "";
+    const onData = (chunk) => {
+      buffered += chunk;
+      let newline;
+      while ((newline = buffered.indexOf("\n")) >= 0) {
+        const line = buffered.slice(0, newline);
+        buffered = buffered.slice(newline + 1);
+        const value = pick(line);
+        if (value !== undefined) {
+          child.stdout.off("data", onData);
+          child.off("exit", onExit);
+          ok(value);
+          return;
+        }
+      }
+    };
+    const onExit = (code, signal) => fail(new Error(`ddfr serve exited (${code ?? signal}) before ${what}`));
+    child.stdout.on("data", onData);
+    child.once("exit", onExit);
   });
 }
 
-async function waitHealthy(base, child, timeoutMs = 120_000) {
+async function waitHealthy(base, child, timeoutMs = HEALTH_TIMEOUT_MS) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null) throw new Error(`ddfr serve exited with ${child.exitCode}`);
     try {
-      const r = await fetch(`${base}/api/health`);
+      const r = await fetch(`${base}/api/health`, { signal: AbortSignal.timeout(5000) });
       if (r.ok) return;
     } catch {}
     await new Promise((r) => setTimeout(r, 250));
   }
-  throw new Error("ddfr serve did not become healthy");
+  throw new Error(`ddfr serve did not become healthy within ${timeoutMs / 1000} s`);
 }
 
-/** Starts `ddfr serve` on a free port with a fresh data dir. */
-export async function startServer(env = {}) {
+/**
+ * Starts `ddfr serve` with a fresh data dir on a port the kernel picks (`--port 0`) and waits
+ * until it is healthy. `env` is added to the server's environment; `host` is the bind address
+ * (a non-loopback one such as 0.0.0.0 needs a token). The server's stdout and stderr are
+ * kept (`output()`), and warnings and errors are echoed to the test's stderr.
+ */
+export async function startServer(env = {}, { host = "127.0.0.1" } = {}) {
   const bin = ddfrBinary();
   if (!bin) throw new Error("no ddfr binary: build it with cargo build --release -p ddfr");
-  const port = await freePort();
   const dataDir = mkdtempSync(join(tmp, "data-"));
-  const child = spawn(bin, ["serve", "--port", String(port), "--data-dir", dataDir, "--web-dir", DIST], {
-    env: { ...process.env, RUST_LOG: "warn", DDFR_MODELS_DIR: process.env.DDFR_MODELS_DIR ?? join(ROOT, "models"), ...env },
-    stdio: ["ignore", "inherit", "inherit"],
-  });
-  const base = `http://127.0.0.1:${port}`;
-  await waitHealthy(base, child);
-  return { base, stop: () => new Promise((ok) => { if (child.exitCode !== null) return ok(); child.once("exit", ok); child.kill("SIGTERM"); }) };
+  const child = spawn(
+    bin,
+    ["serve", "--host", host, "--port", "0", "--log-format", "json", "--data-dir", dataDir, "--web-dir", DIST],
+    {
+      env: {
+        ...process.env,
+        RUST_LOG: "warn,ddfr=info",
+        DDFR_MODELS_DIR: process.env.DDFR_MODELS_DIR ?? join(ROOT, "models"),
+        ...env,
+      },
+      stdio: ["ignore", "pipe", "pipe"],
+    },
+  );
+  children.add(child);
+  child.once("exit", () => children.delete(child));
+  let output = "";
+  for (const stream of [child.stdout, child.stderr]) {
+    stream.setEncoding("utf8");
+    stream.on("data", (chunk) => {
+      output += chunk;
+      for (const line of chunk.split("\n")) {
+        if (/"level":"(WARN|ERROR)"|^(?!\{)\S/.test(line)) process.stderr.write(`ddfr serve: ${line}\n`);
+      }
+    });
+  }
+  const stop = () =>
+    new Promise((ok) => {
+      if (child.exitCode !== null || child.signalCode !== null) return ok();
+      const force = setTimeout(() => child.kill("SIGKILL"), 10_000);
+      child.once("exit", () => {
+        clearTimeout(force);
+        ok();
+      });
+      child.kill("SIGTERM");
+    });
+  try {
+    const address = await waitForLine(
+      child,
+      (line) => {
+        try {
+          const event = JSON.parse(line);
+          return event.fields?.message === "listening" ? event.fields.addr : undefined;
+        } catch {
+          return undefined;
+        }
+      },
+      "it logged its address",
+    );
+    const port = Number(address.slice(address.lastIndexOf(":") + 1));
+    const base = `http://127.0.0.1:${port}`;
+    await waitHealthy(base, child);
+    return { base, port, stop, output: () => output };
+  } catch (error) {
+    await stop();
+    throw new Error(`${error.message}\n${output}`);
+  }
 }
 
 const TYPES = { ".html": "text/html", ".js": "text/javascript", ".wasm": "application/wasm", ".css": "text/css", ".toml": "text/plain", ".onnx": "application/octet-stream" };
@@ -108,7 +211,14 @@ export async function startStaticServer() {
   });
   await new Promise((ok) => server.listen(0, "127.0.0.1", ok));
   const base = `http://127.0.0.1:${server.address().port}`;
-  return { base, stop: () => new Promise((ok) => server.close(ok)) };
+  return {
+    base,
+    stop: () =>
+      new Promise((ok) => {
+        server.closeAllConnections();
+        server.close(ok);
+      }),
+  };
 }
 
 /** Headless chromium whose camera plays `video`. */
@@ -117,14 +227,19 @@ export async function launch(video, viewport = { width: 1280, height: 900 }) {
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--no-first-run", "--use-fake-ui-for-media-stream",
     "--use-fake-device-for-media-stream",
+    // A loaded machine must not make chromium throttle the page's timers and animation frames.
+    "--disable-background-timer-throttling", "--disable-renderer-backgrounding",
+    "--disable-backgrounding-occluded-windows",
   ];
   if (video) args.push(`--use-file-for-fake-video-capture=${video}`);
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args, headless: true });
+  const browser = await chromium.launch({ executablePath: CHROMIUM, args, headless: true, timeout: HEALTH_TIMEOUT_MS });
   const context = await browser.newContext({ viewport });
+  context.setDefaultTimeout(ACTION_TIMEOUT_MS);
+  context.setDefaultNavigationTimeout(ACTION_TIMEOUT_MS);
   const page = await context.newPage();
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
-  return { browser, page, errors };
+  return { browser, context, page, errors };
 }
 
 /** Reads the live view's stats as numbers. */
