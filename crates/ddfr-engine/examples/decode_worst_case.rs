@@ -85,15 +85,11 @@ fn noisy_jpeg_within(side: u32, max_bytes: usize) -> Result<Vec<u8>> {
     Err("no quality fits the byte cap".into())
 }
 
+/// PNG chunk CRC (IEEE CRC-32, as zlib computes it).
 fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
+    let mut crc = flate2::Crc::new();
+    crc.update(data);
+    crc.sum()
 }
 
 fn png_chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) -> Result<()> {

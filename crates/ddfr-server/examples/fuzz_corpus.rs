@@ -66,16 +66,11 @@ fn jpeg_with_exif_orientation() -> Result<Vec<u8>> {
     Ok(out)
 }
 
-/// PNG chunk CRC (IEEE).
+/// PNG chunk CRC (IEEE CRC-32, as zlib computes it).
 fn crc32(data: &[u8]) -> u32 {
-    let mut crc = 0xFFFF_FFFFu32;
-    for &byte in data {
-        crc ^= u32::from(byte);
-        for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xEDB8_8320 } else { crc >> 1 };
-        }
-    }
-    !crc
+    let mut crc = flate2::Crc::new();
+    crc.update(data);
+    crc.sum()
 }
 
 /// A PNG whose header declares `width`×`height` RGB pixels, followed by an empty IDAT.
