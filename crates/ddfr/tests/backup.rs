@@ -81,6 +81,12 @@ fn backup_then_restore_round_trips_and_never_overwrites_silently() {
     let backup = json(&ddfr(&["backup", dest_arg, "--data-dir", data.to_str().unwrap()]));
     assert_eq!((backup["persons"].as_u64(), backup["faces"].as_u64()), (Some(2), Some(1)));
     assert!(backup["bytes"].as_u64().unwrap() > 0);
+    let manifest_path = format!("{dest_arg}.manifest.json");
+    assert_eq!(backup["manifest"], manifest_path.as_str());
+    let manifest = read_json(Path::new(&manifest_path));
+    assert_eq!((manifest["persons"].as_u64(), manifest["faces"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(manifest["database"]["sha256"], sha256(&std::fs::read(&dest).unwrap()));
+    assert_eq!(manifest["crops"][0]["sha256"], sha256(&CROP));
     failed_with(&ddfr(&["backup", dest_arg, "--data-dir", data.to_str().unwrap()]), "exists");
     failed_with(
         &ddfr(&["backup", "x.db", "--data-dir", root.path().join("none").to_str().unwrap()]),
@@ -90,6 +96,7 @@ fn backup_then_restore_round_trips_and_never_overwrites_silently() {
     // Into an empty data dir.
     let restored = json(&ddfr(&["restore", dest_arg, "--data-dir", other.to_str().unwrap()]));
     assert_eq!(restored["persons"], 2);
+    assert_eq!(restored["manifest"], manifest_path.as_str());
     assert!(restored.get("replaced").is_none());
     assert_eq!(names(&other), vec!["Ada", "Bob"]);
 
@@ -116,6 +123,71 @@ fn backup_then_restore_round_trips_and_never_overwrites_silently() {
     );
     assert_eq!(names(&data), vec!["Ada", "Bob"]);
     assert!(!data.join(format!("{SQLITE_FILE_NAME}.restoring")).exists());
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+fn read_json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+/// Copies a backup (and, with `manifest`, its manifest) to `name` beside it.
+fn copy_backup(dest: &Path, name: &str, manifest: Option<serde_json::Value>) -> String {
+    let copy = dest.with_file_name(name);
+    std::fs::copy(dest, &copy).unwrap();
+    if let Some(manifest) = manifest {
+        std::fs::write(format!("{}.manifest.json", copy.display()), manifest.to_string()).unwrap();
+    }
+    copy.to_str().unwrap().to_owned()
+}
+
+#[test]
+fn the_manifest_refuses_a_damaged_or_incomplete_backup() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    populate(&data);
+    let dest = root.path().join("b.db");
+    json(&ddfr(&["backup", dest.to_str().unwrap(), "--data-dir", data.to_str().unwrap()]));
+    let manifest = read_json(&root.path().join("b.db.manifest.json"));
+    let restore = |src: &str, into: &str| {
+        ddfr(&["restore", src, "--data-dir", root.path().join(into).to_str().unwrap()])
+    };
+
+    // One byte of the file changed (past the header, in the data pages).
+    let damaged = copy_backup(&dest, "damaged.db", Some(manifest.clone()));
+    let mut bytes = std::fs::read(&damaged).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x01;
+    std::fs::write(&damaged, bytes).unwrap();
+    failed_with(&restore(&damaged, "d1"), "does not match its manifest");
+    assert!(!root.path().join("d1").exists(), "nothing is written before the check");
+
+    // An intact file whose content differs from what the manifest lists: a changed crop
+    // digest, and a face the manifest lists but the backup lacks.
+    let mut changed = manifest.clone();
+    changed["crops"][0]["sha256"] = serde_json::json!(sha256(b"another crop"));
+    let altered = copy_backup(&dest, "altered.db", Some(changed));
+    failed_with(&restore(&altered, "d2"), "differs from the manifest");
+    assert!(!root.path().join("d2").join(SQLITE_FILE_NAME).exists());
+    let mut extra = manifest.clone();
+    let mut ghost = manifest["crops"][0].clone();
+    ghost["face"] = serde_json::json!(999);
+    extra["crops"].as_array_mut().unwrap().push(ghost);
+    extra["faces"] = serde_json::json!(2);
+    let short = copy_backup(&dest, "short.db", Some(extra));
+    failed_with(&restore(&short, "d3"), "1 faces");
+
+    // A manifest in another format is refused; no manifest at all restores, unverified.
+    let mut future = manifest.clone();
+    future["format"] = serde_json::json!("ddfr-backup-manifest/9");
+    failed_with(&restore(&copy_backup(&dest, "future.db", Some(future)), "d4"), "format");
+    let bare = json(&restore(&copy_backup(&dest, "bare.db", None), "d5"));
+    assert_eq!((bare["persons"].as_u64(), bare["manifest"].is_null()), (Some(2), true));
+    assert_eq!(names(&root.path().join("d5")), vec!["Ada", "Bob"]);
 }
 
 /// Writes a key file (hex) with `mode`.
@@ -145,6 +217,7 @@ fn an_encrypted_database_backs_up_and_restores_with_its_key_and_refuses_others()
     let wrong = ["backup", dest_arg, "--data-dir", data_arg, "--encryption-key-file"];
     failed_with(&ddfr(&[&wrong[..], &[wrong_path.to_str().unwrap()]].concat()), "does not match");
     assert!(!dest.exists());
+    assert!(!root.path().join("ddfr-backup.db.manifest.json").exists());
 
     let backup = json(&ddfr(&[
         "backup",

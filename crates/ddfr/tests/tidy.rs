@@ -33,3 +33,30 @@ fn every_rust_file_starts_with_a_module_comment() {
         .collect();
     assert!(missing.is_empty(), "files without a leading //! comment: {missing:#?}");
 }
+
+/// DU-4: a live SQLite database is only ever copied with `VACUUM INTO` (`ddfr backup`, and the
+/// copy kept before a migration). A plain file copy of a database in WAL mode can miss committed
+/// pages still in the `-wal` file, or catch a page mid-write. The one `fs::copy` in the product
+/// stages a *backup file* (not a live database) for `ddfr restore`.
+#[test]
+fn no_plain_file_copy_of_a_live_database() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut files = Vec::new();
+    rust_files(&root.join("crates"), &mut files);
+    let mut copies = Vec::new();
+    for file in files.iter().filter(|f| f.components().any(|c| c.as_os_str() == "src")) {
+        let text = std::fs::read_to_string(file).unwrap_or_default();
+        for (number, line) in text.lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            if ["fs::copy(", "Command::new(\"cp\")"].iter().any(|c| code.contains(c)) {
+                let relative = file.strip_prefix(&root).unwrap_or(file).display().to_string();
+                copies.push(format!("{relative}:{}: {}", number + 1, line.trim()));
+            }
+        }
+    }
+    assert!(
+        copies.len() == 1 && copies[0].starts_with("crates/ddfr/src/commands/backup.rs:"),
+        "file copies in product code (only restore's staging of a backup file is allowed): \
+         {copies:#?}"
+    );
+}

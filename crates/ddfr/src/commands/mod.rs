@@ -4,6 +4,7 @@ pub mod backup;
 pub mod bench;
 pub mod calibrate;
 pub mod evaluate;
+mod manifest;
 mod recognize;
 pub mod serve;
 mod verify;
