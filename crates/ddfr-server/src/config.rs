@@ -40,6 +40,11 @@ pub const WS_MAX_FPS: u32 = 120;
 /// connection is closed: a client that stops reading cannot hold server memory.
 pub const WS_SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a new connection may take to send its first request head (the TLS handshake, when
+/// there is one, has its own timeout before this starts). A client that connects and sends
+/// nothing, or dribbles its head (Slowloris), is disconnected then.
+pub const REQUEST_HEAD_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// How long a graceful shutdown waits for connections to close before the process exits.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
@@ -106,6 +111,12 @@ pub struct ServerConfig {
     pub ws_max_fps: u32,
     /// How long shutdown waits for open connections.
     pub shutdown_grace: Duration,
+    /// How long a new connection may take to send its first request head.
+    pub request_head_timeout: Duration,
+    /// A `/ws` connection that sends no frame for this long is closed with 1000 (`None`: never;
+    /// a door camera may see nobody for hours, and the browser's crops mode sends nothing when
+    /// there is no face).
+    pub ws_idle_timeout: Option<Duration>,
     /// Refuse enrollment photos that match another person better (`looks_like_other_person`)
     /// unless a request says otherwise.
     pub strict_enrollment: bool,
@@ -130,6 +141,8 @@ impl ServerConfig {
             max_ws_connections: MAX_WS_CONNECTIONS,
             ws_max_fps: WS_MAX_FPS,
             shutdown_grace: SHUTDOWN_GRACE,
+            request_head_timeout: REQUEST_HEAD_TIMEOUT,
+            ws_idle_timeout: None,
             strict_enrollment: false,
         }
     }

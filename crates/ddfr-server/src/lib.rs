@@ -18,6 +18,7 @@ pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gallery;
+pub mod head_deadline;
 pub mod openapi;
 pub mod pipeline;
 pub mod pool;
@@ -40,6 +41,7 @@ use axum::middleware;
 use axum::routing::{delete, get, post};
 use axum::serve::ListenerExt;
 use axum::{Extension, Router};
+use head_deadline::HeadDeadlineListener;
 use tokio::net::TcpListener;
 
 pub use auth::AuthThrottle;
@@ -139,20 +141,23 @@ pub async fn serve(
         let _ = stopped_tx.send(());
     };
     let grace = state.config().shutdown_grace;
-    let server: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> = match &state
-        .config()
-        .tls
-    {
-        None => Box::pin(axum::serve(listener, app).with_graceful_shutdown(signal).into_future()),
-        Some(tls) => {
-            // `tap_io` keeps axum's `ConnectInfo<SocketAddr>` for a listener of ours; small
-            // TLS records are sent at once (no Nagle delay on replies).
-            let listener = tls::TlsListener::new(listener, tls)?.tap_io(|stream| {
-                let _ = stream.get_ref().0.set_nodelay(true);
-            });
-            Box::pin(axum::serve(listener, app).with_graceful_shutdown(signal).into_future())
-        }
-    };
+    let head_timeout = state.config().request_head_timeout;
+    let server: std::pin::Pin<Box<dyn Future<Output = std::io::Result<()>> + Send>> =
+        match &state.config().tls {
+            // `tap_io` keeps axum's `ConnectInfo<SocketAddr>` for listeners of ours.
+            None => {
+                let listener = HeadDeadlineListener::new(listener, head_timeout).tap_io(|_| {});
+                Box::pin(axum::serve(listener, app).with_graceful_shutdown(signal).into_future())
+            }
+            Some(tls) => {
+                // Small TLS records are sent at once (no Nagle delay on replies).
+                let listener = tls::TlsListener::new(listener, tls)?;
+                let listener = HeadDeadlineListener::new(listener, head_timeout).tap_io(|stream| {
+                    let _ = stream.get_ref().get_ref().0.set_nodelay(true);
+                });
+                Box::pin(axum::serve(listener, app).with_graceful_shutdown(signal).into_future())
+            }
+        };
     tokio::select! {
         result = server => result?,
         () = async {

@@ -4,8 +4,8 @@
 //! waiting one (latest frame wins) and the replaced one is counted as dropped and gets no
 //! reply. Replies go out in the order frames were processed. An undecodable frame or a failed
 //! one is answered with `null` and the connection stays open; only transport errors, a close,
-//! a stalled reader, a peer that stops answering pings (dead or not reading) or shutdown end
-//! it. At most `max_ws_connections` connections are open at once (more handshakes get 503),
+//! a stalled reader, a peer that stops answering pings (dead or not reading), the optional idle
+//! timeout (no frame for `ws_idle_timeout`: close 1000) or shutdown end it. At most `max_ws_connections` connections are open at once (more handshakes get 503),
 //! and frames faster than `ws_max_fps` per connection are dropped.
 
 use std::future::Future;
@@ -254,6 +254,7 @@ enum Ended {
     ProtocolError,
     Stalled,
     Unresponsive,
+    Idle,
     Shutdown,
 }
 
@@ -281,6 +282,8 @@ pub async fn run_connection<S, R>(
     let mut ping_seq = 0u64;
     let mut pong_due: Option<(u64, tokio::time::Instant)> = None;
     let mut rate = FrameRate::new(config.ws_max_fps, Instant::now());
+    // When the last frame (or the handshake) arrived, for the idle timeout.
+    let mut last_frame = tokio::time::Instant::now();
     let opened = Instant::now();
     let tracker: SharedTracker =
         Arc::new(Mutex::new(StreamState::new(services.min_similarity, services.visitors.clone())));
@@ -330,6 +333,11 @@ pub async fn run_connection<S, R>(
                 let _ = tokio::time::timeout(CLOSE_SEND_TIMEOUT, sink.send(close)).await;
                 break Ended::Unresponsive;
             }
+            () = sleep_until(config.ws_idle_timeout.map(|idle| last_frame + idle)) => {
+                let close = close_message(close_code::NORMAL, "idle: no frame within the idle timeout");
+                let _ = tokio::time::timeout(CLOSE_SEND_TIMEOUT, sink.send(close)).await;
+                break Ended::Idle;
+            }
             message = stream.next() => {
                 let frame = match message {
                     None => break Ended::ClientClosed,
@@ -354,6 +362,7 @@ pub async fn run_connection<S, R>(
                     }
                 };
                 n_frames += 1;
+                last_frame = tokio::time::Instant::now();
                 counters.received.fetch_add(1, Ordering::Relaxed);
                 if pending.replace(frame).is_some() {
                     n_dropped += 1;

@@ -116,6 +116,16 @@ pub struct ServeArgs {
     #[arg(long, env = "DDFR_WS_PONG_TIMEOUT", default_value_t = ddfr_server::config::WS_PONG_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub ws_pong_timeout: u64,
 
+    /// Seconds a /ws connection may go without sending a frame before it is closed with 1000
+    /// (0: never, the default; pings still drop dead peers).
+    #[arg(long, env = "DDFR_WS_IDLE_TIMEOUT", default_value_t = 0, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    pub ws_idle_timeout: u64,
+
+    /// Seconds a new connection may take to send its first request head before it is dropped
+    /// (Slowloris and silent sockets).
+    #[arg(long, env = "DDFR_REQUEST_HEAD_TIMEOUT", default_value_t = ddfr_server::config::REQUEST_HEAD_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub request_head_timeout: u64,
+
     /// Log format on stdout: `text` or `json`. Verbosity follows RUST_LOG (default `info`).
     #[arg(long, env = "DDFR_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -148,6 +158,8 @@ impl std::fmt::Debug for ServeArgs {
             .field("ws_max_fps", &self.ws_max_fps)
             .field("ws_ping_interval", &self.ws_ping_interval)
             .field("ws_pong_timeout", &self.ws_pong_timeout)
+            .field("ws_idle_timeout", &self.ws_idle_timeout)
+            .field("request_head_timeout", &self.request_head_timeout)
             .finish()
     }
 }

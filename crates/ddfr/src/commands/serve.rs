@@ -78,6 +78,9 @@ async fn serve(engine: EngineArgs, args: ServeArgs) -> Result<()> {
     config.ws_max_fps = args.ws_max_fps;
     config.ws_ping_interval = std::time::Duration::from_secs(args.ws_ping_interval);
     config.ws_pong_timeout = std::time::Duration::from_secs(args.ws_pong_timeout);
+    config.ws_idle_timeout =
+        (args.ws_idle_timeout > 0).then(|| std::time::Duration::from_secs(args.ws_idle_timeout));
+    config.request_head_timeout = std::time::Duration::from_secs(args.request_head_timeout);
     config.web_dir = args.web_dir();
     if config.web_dir.is_none() {
         tracing::info!("web app not built (no web/dist/index.html); / explains how to build it");
