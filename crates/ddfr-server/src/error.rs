@@ -143,7 +143,7 @@ impl From<StoreError> for ApiError {
                 ..Self::new(
                     StatusCode::SERVICE_UNAVAILABLE,
                     "storage_unavailable",
-                    "the database storage failed (I/O error); nothing was written",
+                    "the database storage failed (I/O error); the change may or may not have been saved: reload before retrying",
                 )
             },
             other => Self::internal(other),
@@ -167,7 +167,11 @@ impl IntoResponse for ApiError {
         if let Some(details) = self.details {
             body = body.with_details(details);
         }
-        (self.status, Json(body)).into_response()
+        let mut response = (self.status, Json(body)).into_response();
+        if self.code == "storage_unavailable" {
+            response.extensions_mut().insert(crate::storage_fault::StorageFault);
+        }
+        response
     }
 }
 

@@ -5,7 +5,7 @@
 //! take short read locks here and never wait on the database.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{PoisonError, RwLock};
 
 use ddfr_core::{Embedding, FaceId, ModelId, PersonId};
@@ -24,6 +24,12 @@ pub enum GalleryError {
     /// The index rejected the stored embeddings.
     #[error("building the face index")]
     Index(#[from] IndexError),
+    /// The rebuild task panicked or was cancelled.
+    #[error("the index rebuild task failed")]
+    Rebuild,
+    /// Writes kept changing the gallery while it was being reloaded.
+    #[error("the gallery kept changing during a reload")]
+    Busy,
 }
 
 /// How a person with several samples is scored against a face: the trimmed mean of the
@@ -44,7 +50,17 @@ pub struct Gallery {
     samples: RwLock<HashMap<PersonId, Vec<(FaceId, Embedding)>>>,
     generation: AtomicU64,
     impostor: Option<ImpostorModel>,
+    /// The embedding dimension and index settings, to rebuild the index ([`Gallery::reload`]).
+    dim: usize,
+    config: IndexConfig,
+    /// Set after a storage I/O error: the store may hold a write the gallery does not know of
+    /// (see [`Gallery::reload`]).
+    stale: AtomicBool,
 }
+
+/// How often [`Gallery::reload`] reads the store again when writes keep changing the gallery
+/// while it reads.
+const RELOAD_ATTEMPTS: usize = 5;
 
 impl Gallery {
     /// Loads every person and every embedding of `model` from the store.
@@ -80,6 +96,9 @@ impl Gallery {
         let items = embeddings.into_iter().map(|e| (e.face, e.person, e.embedding));
         let index = build_index(config, dim, items)?;
         Ok(Self {
+            dim,
+            config,
+            stale: AtomicBool::new(false),
             model,
             index: RwLock::new(index),
             persons: RwLock::new(persons.into_iter().map(|p| (p.id, p)).collect()),
@@ -189,16 +208,16 @@ impl Gallery {
         person: PersonId,
         embedding: &Embedding,
     ) -> Result<(), IndexError> {
-        self.index
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(face, person, embedding)?;
-        self.samples
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(person)
-            .or_default()
-            .push((face, embedding.clone()));
+        let mut index = self.index.write().unwrap_or_else(PoisonError::into_inner);
+        let mut samples = self.samples.write().unwrap_or_else(PoisonError::into_inner);
+        let person_samples = samples.entry(person).or_default();
+        // Already there when a reload read the store after this face was committed.
+        if person_samples.iter().any(|(id, _)| *id == face) {
+            return Ok(());
+        }
+        index.insert(face, person, embedding)?;
+        person_samples.push((face, embedding.clone()));
+        drop((index, samples));
         self.changed();
         Ok(())
     }
@@ -210,6 +229,62 @@ impl Gallery {
             samples.retain(|(id, _)| *id != face);
         }
         self.changed();
+    }
+
+    /// Marks the gallery as possibly behind the store (after a storage I/O error).
+    pub fn mark_stale(&self) {
+        self.stale.store(true, Ordering::Release);
+    }
+
+    /// Whether a storage I/O error happened since the last [`Gallery::reload`] that cleared it.
+    pub fn is_stale(&self) -> bool {
+        self.stale.load(Ordering::Acquire)
+    }
+
+    /// Rebuilds the person table and index from the store, the truth, and clears the stale mark
+    /// when `clear_stale`.
+    ///
+    /// Why: when a commit fails on an I/O error (`fsync` → `EIO`), SQLite reports the failure,
+    /// but the transaction's frames are already in the write-ahead log and a later recovery of
+    /// the log can make the "failed" write visible after all (observed in
+    /// `tests/tests/io_errors.rs`); the gallery, updated only after successful writes, would then
+    /// disagree with the store until a restart. The REST layer calls this after a storage I/O
+    /// error and after the first successful write that follows one.
+    ///
+    /// A write that changes the gallery while the store is read makes the read start again (up
+    /// to [`RELOAD_ATTEMPTS`] times), so no concurrent enrollment is lost.
+    pub async fn reload(
+        &self,
+        store: &dyn PersonStore,
+        clear_stale: bool,
+    ) -> Result<(), GalleryError> {
+        for _ in 0..RELOAD_ATTEMPTS {
+            let generation = self.generation();
+            let persons: Vec<PersonSummary> =
+                store.all_persons().await?.iter().map(|p| p.summary()).collect();
+            let embeddings = store.embeddings(&self.model).await?;
+            let (model, dim, config) = (self.model.clone(), self.dim, self.config);
+            let fresh = tokio::task::spawn_blocking(move || {
+                Self::from_parts(model, dim, config, persons, embeddings)
+            })
+            .await
+            .map_err(|_| GalleryError::Rebuild)??;
+            let mut index = self.index.write().unwrap_or_else(PoisonError::into_inner);
+            let mut samples = self.samples.write().unwrap_or_else(PoisonError::into_inner);
+            let mut persons = self.persons.write().unwrap_or_else(PoisonError::into_inner);
+            if self.generation() != generation {
+                continue;
+            }
+            *index = fresh.index.into_inner().unwrap_or_else(PoisonError::into_inner);
+            *samples = fresh.samples.into_inner().unwrap_or_else(PoisonError::into_inner);
+            *persons = fresh.persons.into_inner().unwrap_or_else(PoisonError::into_inner);
+            if clear_stale {
+                self.stale.store(false, Ordering::Release);
+            }
+            self.changed();
+            return Ok(());
+        }
+        Err(GalleryError::Busy)
     }
 
     /// Number of persons in the table.
@@ -288,5 +363,54 @@ mod tests {
         assert!((candidates[1].similarity - 0.85).abs() < 1e-4, "{candidates:?}");
         gallery.remove_person(PersonId(2));
         assert_eq!(gallery.candidates(std::slice::from_ref(&query), 16)[0].len(), 1);
+    }
+
+    #[tokio::test]
+    async fn reload_picks_up_what_the_store_holds_and_a_late_insert_is_not_doubled() {
+        use ddfr_protocol::PersonFields;
+        use ddfr_store::{NewFace, SqliteStore};
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
+        let model = ModelId::new("m");
+        let fields = |name: &str| PersonFields {
+            name: name.to_owned(),
+            surname: "s".to_owned(),
+            birthday: "1990-01-01".parse().unwrap(),
+            relationship: Relationship::Amico,
+            role: Role::Guest,
+        };
+        let face = |values: &[f32]| NewFace {
+            embedding: unit(values),
+            model: model.clone(),
+            bbox: ddfr_core::PixelBox { top: 0, right: 10, bottom: 10, left: 0 },
+            crop_jpeg: vec![0xFF, 0xD8, 0xFF],
+        };
+        let ada = store.create_person(&fields("Ada")).await.unwrap();
+        store.add_face(ada.id, &face(&[1.0, 0.0])).await.unwrap();
+        let gallery = Gallery::load(&store, &model, 2, IndexConfig::default()).await.unwrap();
+        assert_eq!((gallery.n_persons(), gallery.n_faces()), (1, 1));
+
+        // Writes the gallery never heard of (as after a commit reported failed that landed).
+        let bob = store.create_person(&fields("Bob")).await.unwrap();
+        let late = store.add_face(bob.id, &face(&[0.0, 1.0])).await.unwrap();
+        gallery.mark_stale();
+        let generation = gallery.generation();
+        gallery.reload(&store, false).await.unwrap();
+        assert_eq!((gallery.n_persons(), gallery.n_faces()), (2, 2));
+        assert!(gallery.is_stale(), "a reload right after a fault keeps the mark");
+        assert!(gallery.generation() > generation, "trackers see the change");
+        assert_eq!(gallery.person(bob.id).map(|p| p.name), Some("Bob".to_owned()));
+        let best = &gallery.candidates(&[unit(&[0.0, 1.0])], 4)[0][0];
+        assert_eq!(best.person, bob.id);
+
+        // The handler's own insert arriving after the reload changes nothing.
+        gallery.insert_face(late.id, bob.id, &unit(&[0.0, 1.0])).unwrap();
+        assert_eq!(gallery.n_faces(), 2);
+
+        store.delete_person(ada.id).await.unwrap();
+        gallery.reload(&store, true).await.unwrap();
+        assert_eq!((gallery.n_persons(), gallery.n_faces()), (1, 1));
+        assert!(!gallery.is_stale());
+        store.close().await;
     }
 }

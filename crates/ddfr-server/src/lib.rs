@@ -24,6 +24,7 @@ pub mod pipeline;
 pub mod pool;
 pub mod rest;
 pub mod state;
+pub mod storage_fault;
 pub mod tls;
 pub mod unknowns;
 pub mod visitors;
@@ -112,6 +113,10 @@ pub fn router_with_throttle(state: AppState, throttle: Arc<AuthThrottle>) -> Rou
         .merge(api_fallback)
         .merge(web::web_routes(web_dir.as_deref()))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            storage_fault::resync_after_storage_faults,
+        ))
         .layer(Extension(throttle))
         .layer(tower_http::trace::TraceLayer::new_for_http().on_failure(
             // Failures are logged once, by `ApiError`, with their cause.
