@@ -247,6 +247,24 @@ pub async fn add_face(
     Ok((status, response.json().await.unwrap_or(Value::Null)))
 }
 
+/// `POST /api/recognize` with the photo at `path` (no token); the `person_id` of every face that
+/// was identified, in reply order.
+pub async fn recognized_ids(server: &Server, path: &Path) -> Result<Vec<i64>> {
+    let part = reqwest::multipart::Part::bytes(std::fs::read(path)?).file_name("photo.jpg");
+    let response = reqwest::Client::new()
+        .post(server.url("/api/recognize"))
+        .multipart(reqwest::multipart::Form::new().part("image", part))
+        .send()
+        .await?;
+    let status = response.status();
+    let reply: Value = response.json().await?;
+    if status.as_u16() != 200 {
+        bail!("recognize: {status} {reply}");
+    }
+    let faces = reply["faces"].as_array().context("faces in the recognize reply")?;
+    Ok(faces.iter().filter_map(|f| f["person_id"].as_i64()).collect())
+}
+
 /// Scales an image so its longer side is at most `max_side`, as JPEG at `quality`.
 pub fn jpeg_frame(image: &RgbImage, max_side: u32, quality: u8) -> Result<Vec<u8>> {
     encode_jpeg(&scaled(image, max_side), quality)

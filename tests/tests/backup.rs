@@ -51,23 +51,6 @@ fn arg(path: &Path) -> &str {
     path.to_str().unwrap_or_default()
 }
 
-async fn recognized(server: &Server, photo: &Path) -> Result<Vec<i64>> {
-    let part = reqwest::multipart::Part::bytes(std::fs::read(photo)?).file_name("photo.jpg");
-    let response = reqwest::Client::new()
-        .post(server.url("/api/recognize"))
-        .multipart(reqwest::multipart::Form::new().part("image", part))
-        .send()
-        .await?;
-    ensure!(response.status() == 200, "recognize: {}", response.status());
-    let reply: Value = response.json().await?;
-    Ok(reply["faces"]
-        .as_array()
-        .context("faces")?
-        .iter()
-        .filter_map(|f| f["person_id"].as_i64())
-        .collect())
-}
-
 /// Two identities with at least two photos each: (enrolled photo, unseen photo) per identity.
 fn pick_photos(data: &Path) -> Result<Vec<(PathBuf, PathBuf)>> {
     let mut picked = Vec::new();
@@ -180,7 +163,7 @@ async fn a_backup_taken_while_enrolling_restores_into_a_working_service() -> Res
     drop(server);
     let options = ServerOptions { data_dir: Some(restored_dir), ..Default::default() };
     let restored_server = Server::start_with(options).await?;
-    let named = recognized(&restored_server, &photos[0].1).await?;
+    let named = ddfr_e2e::recognized_ids(&restored_server, &photos[0].1).await?;
     ensure!(named == vec![known], "expected person {known}, got {named:?}");
     Ok(())
 }

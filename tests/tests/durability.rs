@@ -799,15 +799,7 @@ async fn enroll(server: &Server, person: i64, photo: &Path) -> Result<(u16, Valu
 }
 
 async fn recognized_as(server: &Server, photo: &Path, person: i64) -> Result<bool> {
-    let part = reqwest::multipart::Part::bytes(std::fs::read(photo)?).file_name("photo.jpg");
-    let response = reqwest::Client::new()
-        .post(server.url("/api/recognize"))
-        .multipart(reqwest::multipart::Form::new().part("image", part))
-        .send()
-        .await?;
-    ensure!(response.status() == 200, "recognize: {}", response.status());
-    let reply: Value = response.json().await?;
-    Ok(reply["faces"].as_array().context("faces")?.iter().any(|f| f["person_id"] == person))
+    Ok(ddfr_e2e::recognized_ids(server, photo).await?.contains(&person))
 }
 
 async fn face_count(server: &Server, person: i64) -> Result<usize> {
