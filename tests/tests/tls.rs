@@ -417,3 +417,95 @@ async fn a_mismatched_key_or_half_a_pair_refuses_to_start() -> Result<()> {
     .await?;
     Ok(())
 }
+
+/// The certificate a new TLS connection to `addr` is shown.
+async fn presented(addr: SocketAddr, tls: &Arc<rustls::ClientConfig>) -> Result<Vec<u8>> {
+    let tcp = TcpStream::connect(addr).await?;
+    let stream = tokio_rustls::TlsConnector::from(Arc::clone(tls))
+        .connect(ServerName::try_from("localhost")?.to_owned(), tcp)
+        .await?;
+    let leaf = stream.get_ref().1.peer_certificates().and_then(|c| c.first()).context("no cert")?;
+    Ok(leaf.as_ref().to_vec())
+}
+
+/// Sends SIGHUP and waits for the log line that answers it (the `count`-th of either kind).
+async fn hang_up(server: &TlsServer, count: usize) -> Result<String> {
+    let status = Command::new("kill").args(["-HUP", &server.child.id().to_string()]).status()?;
+    ensure!(status.success(), "kill -HUP failed");
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(10) {
+        let log = server.log();
+        let answers: Vec<&str> = log
+            .lines()
+            .filter(|l| l.contains("TLS certificate reloaded") || l.contains("not reloaded"))
+            .collect();
+        if answers.len() >= count {
+            return Ok(answers[count - 1].to_owned());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    bail!("no answer to SIGHUP in the log:\n{}", server.log())
+}
+
+#[tokio::test]
+async fn sighup_reloads_a_renewed_certificate_and_open_connections_keep_going() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let (first, second, third) = (
+        certificate(dir.path(), "first")?,
+        certificate(dir.path(), "second")?,
+        certificate(dir.path(), "third")?,
+    );
+    // The server reads fixed paths, as with a certbot-managed `live/` directory.
+    let live = Certificate {
+        cert: dir.path().join("live-cert.pem"),
+        key: dir.path().join("live-key.pem"),
+        der: first.der.clone(),
+        pem: first.pem.clone(),
+    };
+    let install = |from: &Certificate, cert: bool, key: bool| -> Result<()> {
+        if cert {
+            std::fs::copy(&from.cert, &live.cert)?;
+        }
+        if key {
+            std::fs::copy(&from.key, &live.key)?;
+        }
+        Ok(())
+    };
+    install(&first, true, true)?;
+    let server = start_tls(dir.path(), &live, &https_client(&first)?).await?;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in [&first, &second, &third] {
+        roots.add(cert.der.clone())?;
+    }
+    let trusting_all = Arc::new(
+        rustls::ClientConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth(),
+    );
+    ensure!(presented(server.addr, &trusting_all).await? == first.der.as_ref());
+    let (frame, _) = test_frame()?;
+    let mut open = connect_wss(server.addr, &trusting_all, None).await?;
+    round_trip(&mut open, &frame).await?;
+
+    // Renewed: both files replaced, then SIGHUP.
+    install(&second, true, true)?;
+    let answer = hang_up(&server, 1).await?;
+    ensure!(answer.contains("TLS certificate reloaded"), "{answer}");
+    ensure!(presented(server.addr, &trusting_all).await? == second.der.as_ref(), "old cert");
+    let reply = round_trip(&mut open, &frame).await?;
+    ensure!(reply["status"] == "ok", "the connection opened before the reload: {reply}");
+
+    // Half-renewed (a new certificate with the old key): refused, the current pair stays.
+    install(&third, true, false)?;
+    let answer = hang_up(&server, 2).await?;
+    ensure!(answer.contains("not reloaded") && answer.contains("does not belong"), "{answer}");
+    ensure!(presented(server.addr, &trusting_all).await? == second.der.as_ref(), "bad pair used");
+    let health =
+        https_client(&second)?.get(format!("https://{}/api/health", server.addr)).send().await?;
+    ensure!(health.status() == 200, "health after a refused reload: {}", health.status());
+    println!("SIGHUP: renewed certificate served to new connections; a mismatched pair refused");
+    Ok(())
+}

@@ -6,12 +6,16 @@
 //! Everything is checked when [`TlsConfig::from_pem_files`] runs, before the server binds: an
 //! unreadable file, a file without a certificate or key, or a key that does not belong to the
 //! certificate is a [`TlsError`] and the server does not start.
+//!
+//! Renewal without a restart: [`TlsConfig::reload`] (called by `ddfr serve` on SIGHUP) reads the
+//! same files again with the same checks and, only if they pass, serves the new certificate to
+//! every new connection; open connections keep theirs, and a bad pair keeps the old one.
 
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
@@ -91,11 +95,11 @@ pub enum TlsError {
     },
 }
 
-/// A loaded certificate and key, ready to accept TLS connections. `Debug` shows the file
-/// paths only.
+/// A loaded certificate and key, ready to accept TLS connections. Clones share the acceptor,
+/// so a [`TlsConfig::reload`] reaches the listener. `Debug` shows the file paths only.
 #[derive(Clone)]
 pub struct TlsConfig {
-    acceptor: TlsAcceptor,
+    acceptor: Arc<RwLock<TlsAcceptor>>,
     cert: PathBuf,
     key: PathBuf,
     handshake_timeout: Duration,
@@ -115,42 +119,26 @@ impl TlsConfig {
     /// Loads a PEM certificate chain (leaf first) and its PEM private key (PKCS#8, PKCS#1 RSA
     /// or SEC1 EC) and checks that the key belongs to the leaf certificate.
     pub fn from_pem_files(cert: &Path, key: &Path) -> Result<Self, TlsError> {
-        let cert_pem = std::fs::read(cert)
-            .map_err(|source| TlsError::ReadCertificate { path: cert.to_owned(), source })?;
-        let key_pem = std::fs::read(key)
-            .map_err(|source| TlsError::ReadKey { path: key.to_owned(), source })?;
-        let bad_cert = |reason: String| TlsError::BadCertificate { path: cert.to_owned(), reason };
-        let chain = CertificateDer::pem_slice_iter(&cert_pem)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| bad_cert(e.to_string()))?;
-        if chain.is_empty() {
-            return Err(bad_cert("no `BEGIN CERTIFICATE` section".to_owned()));
-        }
-        // The parse error is not shown: it could quote the key file's contents.
-        let private_key = PrivateKeyDer::from_pem_slice(&key_pem)
-            .map_err(|_| TlsError::BadKey { path: key.to_owned() })?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let rejected =
-            |source| TlsError::Rejected { cert: cert.to_owned(), key: key.to_owned(), source };
-        let mut server = rustls::ServerConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(rejected)?
-            .with_no_client_auth()
-            .with_single_cert(chain, private_key)
-            .map_err(|error| match error {
-                rustls::Error::InconsistentKeys(_) => {
-                    TlsError::KeyMismatch { cert: cert.to_owned(), key: key.to_owned() }
-                }
-                other => rejected(other),
-            })?;
-        // The server speaks HTTP/1.1 only (WebSocket upgrades need it).
-        server.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(Self {
-            acceptor: TlsAcceptor::from(Arc::new(server)),
+            acceptor: Arc::new(RwLock::new(acceptor_from_pem_files(cert, key)?)),
             cert: cert.to_owned(),
             key: key.to_owned(),
             handshake_timeout: HANDSHAKE_TIMEOUT,
         })
+    }
+
+    /// Reads the certificate and key files again (a renewed certificate) with every check of
+    /// [`TlsConfig::from_pem_files`]; new connections get the new pair, open ones keep theirs.
+    /// On an error the current pair stays in use.
+    pub fn reload(&self) -> Result<(), TlsError> {
+        let acceptor = acceptor_from_pem_files(&self.cert, &self.key)?;
+        *self.acceptor.write().unwrap_or_else(PoisonError::into_inner) = acceptor;
+        Ok(())
+    }
+
+    /// The acceptor for the next connection.
+    fn current(&self) -> TlsAcceptor {
+        self.acceptor.read().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// The same certificate with another handshake timeout (tests use a short one).
@@ -163,6 +151,41 @@ impl TlsConfig {
     pub fn cert_path(&self) -> &Path {
         &self.cert
     }
+}
+
+/// Loads a PEM certificate chain and key and checks that they belong together.
+fn acceptor_from_pem_files(cert: &Path, key: &Path) -> Result<TlsAcceptor, TlsError> {
+    let cert_pem = std::fs::read(cert)
+        .map_err(|source| TlsError::ReadCertificate { path: cert.to_owned(), source })?;
+    let key_pem =
+        std::fs::read(key).map_err(|source| TlsError::ReadKey { path: key.to_owned(), source })?;
+    let bad_cert = |reason: String| TlsError::BadCertificate { path: cert.to_owned(), reason };
+    let chain = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| bad_cert(e.to_string()))?;
+    if chain.is_empty() {
+        return Err(bad_cert("no `BEGIN CERTIFICATE` section".to_owned()));
+    }
+    // The parse error is not shown: it could quote the key file's contents.
+    let private_key = PrivateKeyDer::from_pem_slice(&key_pem)
+        .map_err(|_| TlsError::BadKey { path: key.to_owned() })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let rejected =
+        |source| TlsError::Rejected { cert: cert.to_owned(), key: key.to_owned(), source };
+    let mut server = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(rejected)?
+        .with_no_client_auth()
+        .with_single_cert(chain, private_key)
+        .map_err(|error| match error {
+            rustls::Error::InconsistentKeys(_) => {
+                TlsError::KeyMismatch { cert: cert.to_owned(), key: key.to_owned() }
+            }
+            other => rejected(other),
+        })?;
+    // The server speaks HTTP/1.1 only (WebSocket upgrades need it).
+    server.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(TlsAcceptor::from(Arc::new(server)))
 }
 
 /// A TCP listener that hands out TLS streams whose handshake has finished. Each handshake runs
@@ -186,12 +209,8 @@ impl TlsListener {
     pub fn new(listener: TcpListener, tls: &TlsConfig) -> io::Result<Self> {
         let local_addr = listener.local_addr()?;
         let (sender, ready) = mpsc::channel(READY_QUEUE);
-        let accept_loop = tokio::spawn(accept_loop(
-            listener,
-            tls.acceptor.clone(),
-            tls.handshake_timeout,
-            sender,
-        ));
+        let accept_loop =
+            tokio::spawn(accept_loop(listener, tls.clone(), tls.handshake_timeout, sender));
         Ok(Self { local_addr, ready, accept_loop })
     }
 }
@@ -222,7 +241,7 @@ impl axum::serve::Listener for TlsListener {
 /// Accepts TCP connections and hands each to a handshake task.
 async fn accept_loop(
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    tls: TlsConfig,
     timeout: Duration,
     ready: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
 ) {
@@ -236,7 +255,7 @@ async fn accept_loop(
                 continue;
             }
         };
-        let acceptor = acceptor.clone();
+        let acceptor = tls.current();
         let ready = ready.clone();
         tokio::spawn(async move {
             match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
@@ -295,6 +314,28 @@ mod tests {
         let debug = format!("{config:?}");
         assert!(debug.contains("cert.pem") && !debug.contains("PRIVATE"), "{debug}");
         assert_eq!(config.cert_path(), cert);
+    }
+
+    #[test]
+    fn reload_takes_a_renewed_pair_and_keeps_the_old_one_when_the_new_is_bad() {
+        let dir = tempfile::tempdir().unwrap();
+        let (first, second) = (self_signed(), self_signed());
+        let cert = write(dir.path(), "cert.pem", &first.cert.pem());
+        let key = write(dir.path(), "key.pem", &first.key_pair.serialize_pem());
+        let config = TlsConfig::from_pem_files(&cert, &key).unwrap();
+        let listener_copy = config.clone();
+        let before = Arc::as_ptr(listener_copy.current().config());
+        // Renewed: both files replaced.
+        write(dir.path(), "cert.pem", &second.cert.pem());
+        write(dir.path(), "key.pem", &second.key_pair.serialize_pem());
+        config.reload().unwrap();
+        let renewed = Arc::as_ptr(listener_copy.current().config());
+        assert_ne!(before, renewed, "the clone the listener holds sees the new pair");
+        // Half-renewed (new certificate, old key): refused, the renewed pair stays.
+        write(dir.path(), "cert.pem", &self_signed().cert.pem());
+        let error = config.reload().unwrap_err();
+        assert!(matches!(error, TlsError::KeyMismatch { .. }), "{error}");
+        assert_eq!(Arc::as_ptr(listener_copy.current().config()), renewed);
     }
 
     #[test]

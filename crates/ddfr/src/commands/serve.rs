@@ -71,6 +71,10 @@ async fn serve(engine: EngineArgs, args: ServeArgs) -> Result<()> {
     config.api_token = resolve_token(&args, addr, scheme)?;
     config.recognize_token = args.recognize_token.as_deref().map(|key| ApiToken::new(key.trim()));
     config.trusted_proxies = args.trusted_proxies.clone();
+    #[cfg(unix)]
+    if let Some(tls) = &tls {
+        tokio::spawn(reload_certificate_on_sighup(tls.clone()));
+    }
     config.tls = tls;
     config.allowed_origins = args.allowed_origins.clone();
     config.strict_enrollment = args.strict_enrollment;
@@ -300,6 +304,28 @@ fn write_private(path: &Path, contents: &str) -> Result<()> {
 }
 
 /// Resolves on ctrl-c or SIGTERM.
+/// On SIGHUP, reads the TLS certificate and key again (after a renewal); a pair that fails its
+/// checks is logged and the current one stays in use.
+#[cfg(unix)]
+async fn reload_certificate_on_sighup(tls: ddfr_server::TlsConfig) {
+    let mut hangups = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(signal) => signal,
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for SIGHUP: certificate reloads need a restart");
+            return;
+        }
+    };
+    while hangups.recv().await.is_some() {
+        match tls.reload() {
+            Ok(()) => tracing::info!(cert = %tls.cert_path().display(), "TLS certificate reloaded"),
+            Err(error) => tracing::error!(
+                error = %ddfr_server::error::error_chain(&error),
+                "TLS certificate not reloaded; the current one stays in use"
+            ),
+        }
+    }
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         if tokio::signal::ctrl_c().await.is_err() {
