@@ -1,4 +1,5 @@
-//! Connection liveness, black box (`docs/reliability.md` WS-4), on the real `ddfr serve` with
+//! Connection liveness and clean closes, black box (`docs/reliability.md` WS-4, IV-3), on the
+//! real `ddfr serve` with
 //! short test values (`DDFR_REQUEST_HEAD_TIMEOUT=2`, `DDFR_WS_IDLE_TIMEOUT=3`):
 //! sockets that connect and send nothing, and a Slowloris client dribbling its request head, are
 //! dropped at the head deadline; a keep-alive connection that completed its request is not; a
@@ -149,6 +150,43 @@ async fn silent_and_slow_sockets_are_dropped_and_idle_websockets_closed() -> Res
         u16::from(close.code),
         close.reason.as_str(),
         connected.elapsed()
+    );
+    Ok(())
+}
+
+/// IV-3: a `/ws` message over the 2 MiB limit is refused at its frame header with close 1009;
+/// the server then drains the rest of the payload before closing (lingering close), so the
+/// client, still writing when the server decided, finishes its write and reads the 1009 instead
+/// of a TCP reset. Before the lingering close, a reset was common here.
+#[tokio::test]
+async fn an_oversized_message_always_gets_1009_never_a_reset() -> Result<()> {
+    const ROUNDS: usize = 20;
+    let server = Server::start().await?;
+    let oversized = vec![0xFFu8; 7 * 1024 * 1024];
+    let mut closes = Vec::new();
+    let started = Instant::now();
+    for round in 0..ROUNDS {
+        let (mut ws, _) = tokio_tungstenite::connect_async(server.ws_url()).await?;
+        ws.send(Message::binary(oversized.clone()))
+            .await
+            .with_context(|| format!("round {round}: the write was cut (reset)"))?;
+        let close = loop {
+            match tokio::time::timeout(Duration::from_secs(10), ws.next()).await? {
+                Some(Ok(Message::Close(frame))) => break frame.context("close without a code")?,
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                other => bail!("round {round}: {other:?} instead of a close frame"),
+            }
+        };
+        ensure!(close.code == CloseCode::Size, "round {round}: close {:?}", close.code);
+        closes.push(close.code);
+    }
+    // The server is unharmed and the lingering sockets are gone.
+    let health: serde_json::Value = reqwest::get(server.url("/api/health")).await?.json().await?;
+    ensure!(health["status"] == "ok", "{health}");
+    println!(
+        "{} of {ROUNDS} oversized 7 MiB messages answered 1009 with no reset ({:.0?} in all)",
+        closes.len(),
+        started.elapsed()
     );
     Ok(())
 }

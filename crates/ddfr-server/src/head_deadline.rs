@@ -17,6 +17,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::Sleep;
 
+use crate::linger::Lingering;
+
 /// A stream whose first request head must arrive within a deadline.
 #[derive(Debug)]
 pub struct HeadDeadline<T> {
@@ -115,7 +117,8 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for HeadDeadline<T> {
     }
 }
 
-/// A listener whose connections get a [`HeadDeadline`].
+/// A listener whose connections get a [`HeadDeadline`] and a lingering close
+/// ([`crate::linger::Lingering`]).
 #[derive(Debug)]
 pub struct HeadDeadlineListener<L> {
     inner: L,
@@ -130,12 +133,12 @@ impl<L> HeadDeadlineListener<L> {
 }
 
 impl<L: axum::serve::Listener> axum::serve::Listener for HeadDeadlineListener<L> {
-    type Io = HeadDeadline<L::Io>;
+    type Io = HeadDeadline<Lingering<L::Io>>;
     type Addr = L::Addr;
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         let (io, addr) = self.inner.accept().await;
-        (HeadDeadline::new(io, self.timeout), addr)
+        (HeadDeadline::new(Lingering::new(io), self.timeout), addr)
     }
 
     fn local_addr(&self) -> io::Result<Self::Addr> {

@@ -19,6 +19,7 @@ pub mod error;
 pub mod fuzzing;
 pub mod gallery;
 pub mod head_deadline;
+pub mod linger;
 pub mod openapi;
 pub mod pipeline;
 pub mod pool;
@@ -158,7 +159,9 @@ pub async fn serve(
                 // Small TLS records are sent at once (no Nagle delay on replies).
                 let listener = tls::TlsListener::new(listener, tls)?;
                 let listener = HeadDeadlineListener::new(listener, head_timeout).tap_io(|stream| {
-                    let _ = stream.get_ref().get_ref().0.set_nodelay(true);
+                    if let Some(tls) = stream.get_ref().get_ref() {
+                        let _ = tls.get_ref().0.set_nodelay(true);
+                    }
                 });
                 Box::pin(axum::serve(listener, app).with_graceful_shutdown(signal).into_future())
             }
