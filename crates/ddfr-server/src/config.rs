@@ -109,6 +109,8 @@ pub struct ServerConfig {
     /// Refuse enrollment photos that match another person better (`looks_like_other_person`)
     /// unless a request says otherwise.
     pub strict_enrollment: bool,
+    /// Consent and retention settings.
+    pub privacy: crate::privacy::PrivacyConfig,
 }
 
 impl ServerConfig {
@@ -131,6 +133,7 @@ impl ServerConfig {
             ws_max_fps: WS_MAX_FPS,
             shutdown_grace: SHUTDOWN_GRACE,
             strict_enrollment: false,
+            privacy: crate::privacy::PrivacyConfig::default(),
         }
     }
 

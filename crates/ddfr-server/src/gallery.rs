@@ -44,6 +44,8 @@ pub struct Gallery {
     samples: RwLock<HashMap<PersonId, Vec<(FaceId, Embedding)>>>,
     generation: AtomicU64,
     impostor: Option<ImpostorModel>,
+    /// Who was recognised when, until the retention task writes it to the store.
+    last_matches: crate::privacy::LastMatches,
 }
 
 impl Gallery {
@@ -86,6 +88,7 @@ impl Gallery {
             samples: RwLock::new(samples),
             generation: AtomicU64::new(0),
             impostor: None,
+            last_matches: crate::privacy::LastMatches::default(),
         })
     }
 
@@ -101,6 +104,11 @@ impl Gallery {
     /// an impostor-score model.
     pub fn false_accept_rate(&self, similarity: f32) -> Option<f64> {
         self.impostor.as_ref().map(|m| m.far_at(similarity))
+    }
+
+    /// The recognitions not yet written to the store (see [`crate::privacy`]).
+    pub fn last_matches(&self) -> &crate::privacy::LastMatches {
+        &self.last_matches
     }
 
     /// The embedding model whose vectors the index holds.
