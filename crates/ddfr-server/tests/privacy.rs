@@ -400,6 +400,7 @@ async fn the_export_is_one_zip_whose_contents_and_hashes_match_the_stored_data()
         StatusCode::UNPROCESSABLE_ENTITY
     );
 
+    let started = std::time::Instant::now();
     let response = h.app.clone().oneshot(get(&format!("{uri}/export"))).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()[header::CONTENT_TYPE], "application/zip");
@@ -408,6 +409,7 @@ async fn the_export_is_one_zip_whose_contents_and_hashes_match_the_stored_data()
         format!("attachment; filename=\"ddfr-person-{id}.zip\"").as_str()
     );
     let bytes = to_bytes(response.into_body(), MAX_BODY).await.unwrap().to_vec();
+    println!("export of 2 samples: {} bytes in {:?}", bytes.len(), started.elapsed());
     let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).unwrap();
     let mut names: Vec<String> = archive.file_names().map(str::to_owned).collect();
     names.sort();

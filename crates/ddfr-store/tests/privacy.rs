@@ -207,3 +207,36 @@ async fn a_purged_person_leaves_no_bytes_in_the_db_or_wal() {
     assert_eq!(store.count_persons().await.unwrap(), 1);
     store.close().await;
 }
+
+/// What the hourly job costs: the scan when nobody expired, and deleting expired persons.
+/// Prints figures (docs/reliability.md, PR-3); run with `--ignored --nocapture`.
+#[tokio::test]
+#[ignore = "a measurement, not a check"]
+async fn purge_cost() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = ModelId::new("arcface");
+    let store = SqliteStore::open_in_dir(dir.path()).await.unwrap();
+    let n = 1000u64;
+    let mut created = None;
+    for seed in 0..n {
+        let person = store.create_person(&fields("Anna")).await.unwrap();
+        store.add_face(person.id, &new_face(seed, &model, DIM)).await.unwrap();
+        created.get_or_insert(person.created_at);
+    }
+    let matches: Vec<_> = (1..=i64::try_from(n).unwrap())
+        .map(|id| (PersonId(id), Timestamp::from_unix_millis(created.unwrap().unix_millis() + DAY)))
+        .collect();
+    let started = std::time::Instant::now();
+    store.record_last_matches(&matches).await.unwrap();
+    println!("record_last_matches, {n} persons in one transaction: {:?}", started.elapsed());
+    let started = std::time::Instant::now();
+    let none = purge_expired_persons(&store, created.unwrap(), 1095).await.unwrap();
+    assert!(none.is_empty());
+    println!("purge scan, {n} persons, none expired: {:?}", started.elapsed());
+    let later = Timestamp::from_unix_millis(created.unwrap().unix_millis() + 2000 * DAY);
+    let started = std::time::Instant::now();
+    let purged = purge_expired_persons(&store, later, 1095).await.unwrap();
+    assert_eq!(purged.len() as u64, n);
+    println!("purge, {n} expired persons with one 512-d sample each: {:?}", started.elapsed());
+    store.close().await;
+}
