@@ -329,7 +329,7 @@ pub fn mount_new(root: &Element) {
         event.prevent_default();
         clear_field_errors();
         let [name, surname, birthday, relationship, role] = typed_fields();
-        let body = NewPerson { name, surname, birthday, relationship, role };
+        let body = NewPerson { name, surname, birthday, relationship, role, retain_until: None };
         spawn_local(async move {
             match api::create_person(&body).await {
                 Ok(person) => crate::navigate(&format!("#/people/{}", person.id)),
@@ -373,7 +373,7 @@ fn render_person(root: &Element, person: &PersonView) {
         event.prevent_default();
         clear_field_errors();
         let [name, surname, birthday, relationship, role] = typed_fields().map(Some);
-        let patch = PersonPatch { name, surname, birthday, relationship, role };
+        let patch = PersonPatch { name, surname, birthday, relationship, role, retain_until: None };
         spawn_local(async move {
             match api::update_person(id, &patch).await {
                 Ok(person) => {

@@ -421,7 +421,8 @@ fn promote_form(state: &Shared, id: i64) -> El {
             ["name", "surname", "birthday", "relationship"]
                 .map(|f| Some(value_of(&format!("f-{f}"))));
         // The role is left out: the server makes a promoted visitor a guest.
-        let body = NewPerson { name, surname, birthday, relationship, role: None };
+        let body =
+            NewPerson { name, surname, birthday, relationship, role: None, retain_until: None };
         spawn_local(async move {
             match api::promote_unknown(id, &body).await {
                 Ok(person) => crate::navigate(&format!("#/people/{}", person.id)),

@@ -1,10 +1,11 @@
-//! REST bodies of the audit log (`GET /api/audit`) and of the per-person export
-//! (`GET /api/persons/{id}/export`).
+//! REST bodies of the audit log (`GET /api/audit`) and of the per-person export in its JSON
+//! form (`GET /api/persons/{id}/export?format=json`).
 
 use serde::{Deserialize, Serialize};
 
 use crate::date::Timestamp;
 use crate::person::{FaceView, PersonView};
+use crate::privacy::ConsentView;
 
 /// One audit entry as the API shows it: ids and counts, never personal data, images,
 /// embeddings or secrets.
@@ -88,4 +89,7 @@ pub struct PersonExport {
     pub faces: Vec<ExportedFace>,
     /// Every audit entry concerning the person, oldest first, this export's own included.
     pub audit: Vec<AuditView>,
+    /// The person's consent records, oldest first (absent from older servers).
+    #[serde(default)]
+    pub consents: Vec<ConsentView>,
 }

@@ -80,6 +80,7 @@ mod crops;
 mod date;
 mod face;
 mod person;
+mod privacy;
 mod reply;
 mod visitor;
 
@@ -105,6 +106,11 @@ pub use person::{
     MAX_AGE_YEARS, MAX_NAME_CHARS, MAX_PAGE_LIMIT, NewPerson, PageQuery, PersonChanges,
     PersonFields, PersonList, PersonPatch, PersonView, PhotoResult, Relationship, Role,
     UnknownVariant, parse_json_body,
+};
+pub use privacy::{
+    ArchivedEmbedding, ConsentFields, ConsentMethod, ConsentView, EXPORT_ARCHIVE_VERSION,
+    ExportManifest, GIVEN_AT_TOLERANCE_MILLIS, MAX_RETAIN_YEARS, ManifestFile, NewConsent,
+    PrivacyPolicy, validate_retain_until,
 };
 pub use reply::{ErrorBody, ErrorDetail, Health, HealthReply, VerifyReply};
 pub use visitor::{UnknownList, UnknownView};

@@ -203,6 +203,11 @@ pub struct NewPerson {
     /// Role; `guest` when absent.
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Role>))]
     pub role: Option<String>,
+    /// Keep the person until this day (`YYYY-MM-DD`, today to 100 years ahead), whatever
+    /// their matches; absent: the server's default rule (see `GET /api/privacy/policy`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Date>))]
+    pub retain_until: Option<String>,
 }
 
 /// `PATCH /api/persons/{id}` body: only the fields present change; `null` is rejected.
@@ -230,6 +235,11 @@ pub struct PersonPatch {
     #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<Role>))]
     pub role: Option<Option<String>>,
+    /// New explicit retention date (`YYYY-MM-DD`, today to 100 years ahead); `null` removes
+    /// it, so the server's default rule applies again.
+    #[serde(default, deserialize_with = "present", skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Date>, nullable = true))]
+    pub retain_until: Option<Option<String>>,
 }
 
 /// A person's fields, checked: trimmed non-empty names, a plausible birthday, known enums.
@@ -378,6 +388,15 @@ impl NewPerson {
         })();
         check.finish(fields)
     }
+
+    /// The explicit retention date, checked against `today`; `None` when absent.
+    pub fn retain_until(&self, today: Date) -> Result<Option<Date>, Vec<FieldError>> {
+        self.retain_until
+            .as_deref()
+            .map(|value| crate::privacy::validate_retain_until(value, today))
+            .transpose()
+            .map_err(|error| vec![error])
+    }
 }
 
 impl PersonPatch {
@@ -401,6 +420,18 @@ impl PersonPatch {
             role: role.flatten(),
         };
         check.finish(Some(changes))
+    }
+
+    /// The retention change, checked against `today`: `None` when absent, `Some(None)` to
+    /// remove the explicit date (`null`), `Some(Some(date))` to set it.
+    pub fn retain_until(&self, today: Date) -> Result<Option<Option<Date>>, Vec<FieldError>> {
+        match &self.retain_until {
+            None => Ok(None),
+            Some(None) => Ok(Some(None)),
+            Some(Some(value)) => crate::privacy::validate_retain_until(value, today)
+                .map(|date| Some(Some(date)))
+                .map_err(|error| vec![error]),
+        }
     }
 }
 
@@ -428,6 +459,11 @@ pub struct PersonView {
     pub created_at: Timestamp,
     /// When the person's fields last changed.
     pub updated_at: Timestamp,
+    /// The last day the person is kept: the explicit date set on them, or the server's
+    /// retention period after their last match (or creation). Absent from older servers.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<Date>))]
+    pub retain_until: Option<Date>,
 }
 
 /// A page of persons: `GET /api/persons?limit=&offset=`.
@@ -638,6 +674,25 @@ mod tests {
     }
 
     #[test]
+    fn retain_until_is_set_cleared_or_left_alone() {
+        let patch = |json: &str| parse_json_body::<PersonPatch>(json.as_bytes()).unwrap();
+        assert_eq!(patch("{}").retain_until(today()), Ok(None));
+        assert_eq!(patch(r#"{"retain_until":null}"#).retain_until(today()), Ok(Some(None)));
+        let date: Date = "2030-01-01".parse().unwrap();
+        assert_eq!(
+            patch(r#"{"retain_until":"2030-01-01"}"#).retain_until(today()),
+            Ok(Some(Some(date)))
+        );
+        let errors = patch(r#"{"retain_until":"2020-01-01"}"#).retain_until(today()).unwrap_err();
+        assert_eq!(fields_of(&errors), ["retain_until"]);
+        let body =
+            r#"{"name":"A","surname":"B","birthday":"1990-01-01","retain_until":"2030-01-01"}"#;
+        let person = parse_json_body::<NewPerson>(body.as_bytes()).unwrap();
+        assert!(person.validate(today()).is_ok());
+        assert_eq!(person.retain_until(today()), Ok(Some(date)));
+    }
+
+    #[test]
     fn views_serialise_with_wire_names() {
         let view = PersonView {
             id: 7,
@@ -650,6 +705,7 @@ mod tests {
             faces: 2,
             created_at: Timestamp::from_unix_millis(0),
             updated_at: Timestamp::from_unix_millis(1000),
+            retain_until: Some("2027-01-01".parse().unwrap()),
         };
         let json = serde_json::to_value(&view).unwrap();
         assert_eq!(
@@ -657,7 +713,8 @@ mod tests {
             serde_json::json!({
                 "id": 7, "name": "Anna", "surname": "Rossi", "birthday": "1990-05-17", "age": 34,
                 "relationship": "famiglia", "role": "user", "faces": 2,
-                "created_at": "1970-01-01T00:00:00.000Z", "updated_at": "1970-01-01T00:00:01.000Z"
+                "created_at": "1970-01-01T00:00:00.000Z", "updated_at": "1970-01-01T00:00:01.000Z",
+                "retain_until": "2027-01-01"
             })
         );
         let back: PersonView = serde_json::from_value(json).unwrap();

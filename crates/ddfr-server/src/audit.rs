@@ -1,7 +1,7 @@
 //! The audit log over HTTP: who acted (the kind of credential, never the credential), the
 //! recording helper the handlers call after their store write succeeded, `GET /api/audit`
 //! (newest first; there is no route that changes or removes an entry) and the per-person
-//! export `GET /api/persons/{id}/export`.
+//! export `GET /api/persons/{id}/export` (a ZIP archive, see [`crate::export`], or JSON).
 //!
 //! Entries name persons, faces and visitors by id only. They never hold a name, an image, an
 //! embedding or a token, so a deleted person's trail stays without keeping their data.
@@ -14,12 +14,13 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, http::StatusCode};
 use ddfr_core::PersonId;
 use ddfr_protocol::{
-    AuditList, AuditView, EXPORT_FORMAT, EXPORT_VERSION, ExportedEmbedding, ExportedFace,
-    FieldError, PageQuery, PersonExport,
+    ArchivedEmbedding, AuditList, AuditView, EXPORT_FORMAT, EXPORT_VERSION, ExportedEmbedding,
+    ExportedFace, FieldError, PageQuery, PersonExport,
 };
 use ddfr_store::{AuditEntry, AuditResult, NewAuditEntry, PersonStore};
 
 use crate::error::ApiError;
+use crate::export::{ExportParts, archive_name, build_archive};
 use crate::rest::{face_view, person_id, person_view};
 use crate::state::{AppState, now_timestamp, today};
 
@@ -32,6 +33,8 @@ pub enum Actor {
     Cookie,
     /// No token is configured: the server only listens on loopback.
     Loopback,
+    /// The server itself (the retention purge).
+    System,
 }
 
 impl Actor {
@@ -41,6 +44,7 @@ impl Actor {
             Actor::Token => "token",
             Actor::Cookie => "cookie",
             Actor::Loopback => "loopback",
+            Actor::System => "system",
         }
     }
 }
@@ -68,6 +72,12 @@ pub enum AuditAction {
     PersonExport,
     /// `POST /api/login`, successful or not.
     Login,
+    /// `POST /api/persons/{id}/consent`.
+    ConsentRecord,
+    /// `POST /api/persons/{id}/consent/withdraw` (followed by a `person_delete` entry).
+    ConsentWithdraw,
+    /// The retention job deleted a person past their `retain_until`.
+    Purge,
 }
 
 impl AuditAction {
@@ -84,6 +94,9 @@ impl AuditAction {
             AuditAction::UnknownDelete => "unknown_delete",
             AuditAction::PersonExport => "person_export",
             AuditAction::Login => "login",
+            AuditAction::ConsentRecord => "consent_record",
+            AuditAction::ConsentWithdraw => "consent_withdraw",
+            AuditAction::Purge => "purge",
         }
     }
 }
@@ -176,64 +189,119 @@ pub async fn list_audit(
     Ok(Json(AuditList { items: entries.iter().map(audit_view).collect(), total }))
 }
 
-/// `GET /api/persons/{id}/export`: one JSON document (served as an attachment) with the
-/// person's fields, every face sample (box, time, stored chip, embeddings) and the person's
-/// audit entries. The export is itself audited, and its entry is part of the document.
-#[utoipa::path(get, path = "/api/persons/{id}/export", tag = "persons", params(("id" = i64, Path)),
-    responses((status = 200, body = PersonExport, description = "attachment ddfr-person-{id}.json"),
-        (status = 404, body = ddfr_protocol::ErrorBody)))]
+/// Query of `GET /api/persons/{id}/export`.
+#[derive(Debug, Default, serde::Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ExportQuery {
+    /// `zip` (the default): one archive with a manifest of SHA-256 hashes; `json`: the one
+    /// JSON document of earlier versions (chips as base64).
+    pub format: Option<String>,
+}
+
+/// `GET /api/persons/{id}/export`: everything stored about one person, as one ZIP archive
+/// (`ddfr-person-{id}.zip`, see [`crate::export`]) or, with `?format=json`, one JSON document
+/// (`ddfr-person-{id}.json`). Both hold the person's fields, every face sample with its stored
+/// chip and embeddings, the consent records and the person's audit entries. The export is
+/// itself audited, and its entry is part of what it returns.
+#[utoipa::path(get, path = "/api/persons/{id}/export", tag = "persons", params(("id" = i64, Path), ExportQuery),
+    responses((status = 200, content_type = "application/zip", description = "attachment ddfr-person-{id}.zip: person.json, faces.json, faces/<face id>.jpg, embeddings.json, consent.json, audit.json, manifest.json (size and SHA-256 of every other file)"),
+        (status = 404, body = ddfr_protocol::ErrorBody), (status = 422, body = ddfr_protocol::ErrorBody)))]
 pub async fn export_person(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
+    query: Result<Query<ExportQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let services = state.services()?;
     let id = person_id(&id)?;
+    let Query(query) = query.map_err(|rejection| {
+        ApiError::validation(vec![FieldError::new("query", rejection.body_text())])
+    })?;
+    let json = match query.format.as_deref() {
+        None | Some("zip") => false,
+        Some("json") => true,
+        Some(_) => {
+            return Err(ApiError::validation(vec![FieldError::new(
+                "format",
+                "must be zip or json",
+            )]));
+        }
+    };
     let store = services.store.as_ref();
     let person = store.person(id).await?;
     let samples = store.faces(id).await?;
     let embeddings = store.person_embeddings(id).await?;
-    let mut faces = Vec::with_capacity(samples.len());
+    let consents = crate::privacy::consent_views(store, id).await?;
+    let mut view = person_view(&person, today().map_err(ApiError::internal)?);
+    view.retain_until = crate::privacy::retain_until(&state, store, id).await?;
+    let mut crops = Vec::with_capacity(samples.len());
     for sample in &samples {
-        let crop = store.face_crop(id, sample.id).await?;
-        let mine = embeddings
-            .iter()
-            .filter(|e| e.face == sample.id)
-            .map(|e| ExportedEmbedding {
-                model: e.model.as_str().to_owned(),
-                dim: e.embedding.dim(),
-                vector: e.embedding.as_slice().to_vec(),
-            })
-            .collect();
-        faces.push(ExportedFace {
-            face: face_view(sample),
-            crop_jpeg_base64: base64(&crop),
-            embeddings: mine,
-        });
+        crops.push((face_view(sample), store.face_crop(id, sample.id).await?));
     }
+    let format = if json { "json" } else { "zip" };
     record(
         store,
         actor,
         AuditAction::PersonExport,
         Some(Target::person(id)),
         AuditResult::Success,
-        Some(format!("faces={}", faces.len())),
+        Some(format!("faces={} format={format}", crops.len())),
     )
     .await;
-    let audit = store.audit_of_person(id).await?.iter().map(audit_view).collect();
-    let export = PersonExport {
-        format: EXPORT_FORMAT.to_owned(),
-        version: EXPORT_VERSION,
-        exported_at: now_timestamp(),
-        person: person_view(&person, today().map_err(ApiError::internal)?),
-        faces,
-        audit,
+    let audit: Vec<AuditView> = store.audit_of_person(id).await?.iter().map(audit_view).collect();
+    let exported_at = now_timestamp();
+    let (content_type, name, body) = if json {
+        let faces = crops
+            .iter()
+            .map(|(face, crop)| ExportedFace {
+                face: face.clone(),
+                crop_jpeg_base64: base64(crop),
+                embeddings: embeddings
+                    .iter()
+                    .filter(|e| e.face.0 == face.id)
+                    .map(|e| ExportedEmbedding {
+                        model: e.model.as_str().to_owned(),
+                        dim: e.embedding.dim(),
+                        vector: e.embedding.as_slice().to_vec(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let export = PersonExport {
+            format: EXPORT_FORMAT.to_owned(),
+            version: EXPORT_VERSION,
+            exported_at,
+            person: view,
+            faces,
+            audit,
+            consents,
+        };
+        let body = serde_json::to_vec(&export).map_err(ApiError::internal)?;
+        ("application/json", format!("ddfr-person-{}.json", id.0), body)
+    } else {
+        let parts = ExportParts {
+            exported_at,
+            person: view,
+            faces: crops,
+            embeddings: embeddings
+                .iter()
+                .map(|e| ArchivedEmbedding {
+                    face_id: e.face.0,
+                    model: e.model.as_str().to_owned(),
+                    dim: e.embedding.dim(),
+                    vector: e.embedding.as_slice().to_vec(),
+                })
+                .collect(),
+            consents,
+            audit,
+        };
+        let body = build_archive(&parts).map_err(ApiError::internal)?;
+        ("application/zip", archive_name(id.0), body)
     };
-    let body = serde_json::to_vec(&export).map_err(ApiError::internal)?;
-    let disposition = format!("attachment; filename=\"ddfr-person-{}.json\"", id.0);
+    let disposition = format!("attachment; filename=\"{name}\"");
     Ok((
         StatusCode::OK,
-        [(CONTENT_TYPE, "application/json".to_owned()), (CONTENT_DISPOSITION, disposition)],
+        [(CONTENT_TYPE, content_type.to_owned()), (CONTENT_DISPOSITION, disposition)],
         body,
     )
         .into_response())

@@ -120,6 +120,8 @@ pub struct ServerConfig {
     /// Refuse enrollment photos that match another person better (`looks_like_other_person`)
     /// unless a request says otherwise.
     pub strict_enrollment: bool,
+    /// Consent and retention settings.
+    pub privacy: crate::privacy::PrivacyConfig,
 }
 
 impl ServerConfig {
@@ -144,6 +146,7 @@ impl ServerConfig {
             request_head_timeout: REQUEST_HEAD_TIMEOUT,
             ws_idle_timeout: None,
             strict_enrollment: false,
+            privacy: crate::privacy::PrivacyConfig::default(),
         }
     }
 

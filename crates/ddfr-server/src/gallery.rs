@@ -56,6 +56,8 @@ pub struct Gallery {
     /// Set after a storage I/O error: the store may hold a write the gallery does not know of
     /// (see [`Gallery::reload`]).
     stale: AtomicBool,
+    /// Who was recognised when, until the retention task writes it to the store.
+    last_matches: crate::privacy::LastMatches,
 }
 
 /// How often [`Gallery::reload`] reads the store again when writes keep changing the gallery
@@ -105,6 +107,7 @@ impl Gallery {
             samples: RwLock::new(samples),
             generation: AtomicU64::new(0),
             impostor: None,
+            last_matches: crate::privacy::LastMatches::default(),
         })
     }
 
@@ -120,6 +123,11 @@ impl Gallery {
     /// an impostor-score model.
     pub fn false_accept_rate(&self, similarity: f32) -> Option<f64> {
         self.impostor.as_ref().map(|m| m.far_at(similarity))
+    }
+
+    /// The recognitions not yet written to the store (see [`crate::privacy`]).
+    pub fn last_matches(&self) -> &crate::privacy::LastMatches {
+        &self.last_matches
     }
 
     /// The embedding model whose vectors the index holds.

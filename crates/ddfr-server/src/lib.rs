@@ -5,7 +5,8 @@
 //! the app (used in-process by tests), [`serve`] runs it until a shutdown signal, over plain
 //! HTTP or, with [`ServerConfig::tls`], HTTPS/WSS ([`tls`]).
 //!
-//! Routes: `/ws` (frames and crops messages), `/api/*` (REST, see `docs/api.md`),
+//! Routes: `/ws` (frames and crops messages), `/api/*` (REST, see `docs/api.md`; consent,
+//! retention and the privacy policy in [`privacy`], the export archive in [`export`]),
 //! `/openapi.json`, and the web app at `/`. With a token configured, `/ws`,
 //! `POST /api/recognize` and `POST /api/verify` take the admin token or the recognize-only
 //! key; every other protected route takes the admin token only (see [`auth`]).
@@ -14,6 +15,7 @@ pub mod audit;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod export;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -23,6 +25,7 @@ pub mod linger;
 pub mod openapi;
 pub mod pipeline;
 pub mod pool;
+pub mod privacy;
 pub mod rest;
 pub mod state;
 pub mod storage_fault;
@@ -83,6 +86,8 @@ pub fn router_with_throttle(state: AppState, throttle: Arc<AuthThrottle>) -> Rou
             get(rest::get_person).patch(rest::update_person).delete(rest::delete_person),
         )
         .route("/api/persons/{id}/export", get(audit::export_person))
+        .route("/api/persons/{id}/consent", post(privacy::add_consent).get(privacy::list_consents))
+        .route("/api/persons/{id}/consent/withdraw", post(privacy::withdraw_consent))
         .route("/api/persons/{id}/faces", post(rest::add_face).get(rest::list_faces))
         .route(
             "/api/persons/{id}/faces/batch",
@@ -98,6 +103,7 @@ pub fn router_with_throttle(state: AppState, throttle: Arc<AuthThrottle>) -> Rou
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_admin));
     let open = Router::new()
         .route("/api/health", get(rest::health))
+        .route("/api/privacy/policy", get(privacy::policy))
         .route("/api/login", post(auth::login))
         .route("/api/logout", post(auth::logout))
         .route("/openapi.json", get(|| async { axum::Json(openapi::openapi_json()) }));

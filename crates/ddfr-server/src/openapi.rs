@@ -2,7 +2,7 @@
 
 use utoipa::OpenApi;
 
-use crate::{audit, auth, rest, unknowns};
+use crate::{audit, auth, privacy, rest, unknowns};
 
 /// The OpenAPI document of the REST API (the `/ws` protocol is described in `docs/websocket.md`).
 #[derive(Debug, OpenApi)]
@@ -14,10 +14,12 @@ use crate::{audit, auth, rest, unknowns};
         rest::recognize, rest::verify, rest::health, auth::login, auth::logout,
         unknowns::list_unknowns, unknowns::unknown_crop, unknowns::delete_unknown,
         unknowns::promote_unknown, audit::list_audit, audit::export_person,
+        privacy::add_consent, privacy::list_consents, privacy::withdraw_consent, privacy::policy,
     ),
     components(schemas(
         ddfr_protocol::ErrorBody, ddfr_protocol::ErrorDetail, ddfr_protocol::FieldError,
-        ddfr_protocol::WsFace, ddfr_protocol::FrameReply,
+        ddfr_protocol::WsFace, ddfr_protocol::FrameReply, ddfr_protocol::ExportManifest,
+        ddfr_protocol::ManifestFile, ddfr_protocol::ArchivedEmbedding, ddfr_protocol::ConsentMethod,
     )),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

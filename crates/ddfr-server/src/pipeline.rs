@@ -178,9 +178,13 @@ fn build_reply(
         }
     };
     let mut faces = Vec::with_capacity(results.len());
+    let mut matched = Vec::new();
     for ((result, decision), observation) in results.iter().zip(decisions).zip(&observations) {
         let named =
             decision.person.and_then(|c| gallery.person(c.person).map(|p| (p, c.similarity)));
+        if let Some((person, _)) = &named {
+            matched.push(person.id);
+        }
         let mut face = match &named {
             Some((person, similarity)) => {
                 let face = WsFace::identified(result.pixel_box, person, *similarity, today);
@@ -206,6 +210,10 @@ fn build_reply(
             }
         }
         faces.push(face);
+    }
+    // Retention counts from the last match: noted in memory, written in batches.
+    if !matched.is_empty() {
+        gallery.last_matches().note(matched, crate::state::now_timestamp());
     }
     if let Some(stream) = stream {
         let tracker = &stream.tracker;

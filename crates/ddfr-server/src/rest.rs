@@ -26,6 +26,7 @@ use crate::pipeline::{
     EnrollError, FrameOutcome, Naming, Screening, enroll_photo, largest_face_embedding,
     recognize_frame, screen_enrollment,
 };
+use crate::privacy;
 use crate::state::{AppState, Services, today};
 
 fn today_or_500() -> Result<Date, ApiError> {
@@ -45,6 +46,7 @@ pub(crate) fn person_view(person: &Person, today: Date) -> PersonView {
         faces: person.n_faces,
         created_at: person.created_at,
         updated_at: person.updated_at,
+        retain_until: None,
     }
 }
 
@@ -131,15 +133,27 @@ pub async fn create_person(
 ) -> Result<(StatusCode, Json<PersonView>), ApiError> {
     let services = state.services()?;
     let today = today_or_500()?;
-    let fields = parse_json_body::<NewPerson>(&body)
-        .and_then(|p| p.validate(today))
-        .map_err(ApiError::validation)?;
+    let body = parse_json_body::<NewPerson>(&body).map_err(ApiError::validation)?;
+    let (fields, retain) = match (body.validate(today), body.retain_until(today)) {
+        (Ok(fields), Ok(retain)) => (fields, retain),
+        (fields, retain) => {
+            let mut errors = fields.err().unwrap_or_default();
+            errors.extend(retain.err().unwrap_or_default());
+            return Err(ApiError::validation(errors));
+        }
+    };
     let person = services.store.create_person(&fields).await?;
+    if retain.is_some() {
+        services.store.set_retain_until(person.id, retain).await?;
+    }
     services.gallery.upsert_person(person.summary());
     let target = Some(Target::person(person.id));
     let store = services.store.as_ref();
-    record(store, actor, AuditAction::PersonCreate, target, AuditResult::Success, None).await;
-    Ok((StatusCode::CREATED, Json(person_view(&person, today))))
+    let detail = retain.is_some().then(|| "retain_until".to_owned());
+    record(store, actor, AuditAction::PersonCreate, target, AuditResult::Success, detail).await;
+    let mut view = person_view(&person, today);
+    view.retain_until = privacy::retain_until(&state, store, person.id).await?;
+    Ok((StatusCode::CREATED, Json(view)))
 }
 
 /// `GET /api/persons?limit=&offset=`.
@@ -155,7 +169,23 @@ pub async fn list_persons(
     })?;
     let today = today_or_500()?;
     let (persons, total) = services.store.list_persons(query.limit(), query.offset()).await?;
-    Ok(Json(PersonList { items: persons.iter().map(|p| person_view(p, today)).collect(), total }))
+    let days = state.config().privacy.retention_days;
+    let retain: std::collections::HashMap<PersonId, Option<Date>> = services
+        .store
+        .retentions()
+        .await?
+        .into_iter()
+        .map(|r| (r.person, r.retain_until(days)))
+        .collect();
+    let items = persons
+        .iter()
+        .map(|p| {
+            let mut view = person_view(p, today);
+            view.retain_until = retain.get(&p.id).copied().flatten();
+            view
+        })
+        .collect();
+    Ok(Json(PersonList { items, total }))
 }
 
 /// `GET /api/persons/{id}`.
@@ -167,7 +197,9 @@ pub async fn get_person(
 ) -> Result<Json<PersonView>, ApiError> {
     let services = state.services()?;
     let person = services.store.person(person_id(&id)?).await?;
-    Ok(Json(person_view(&person, today_or_500()?)))
+    let mut view = person_view(&person, today_or_500()?);
+    view.retain_until = privacy::retain_until(&state, services.store.as_ref(), person.id).await?;
+    Ok(Json(view))
 }
 
 /// `PATCH /api/persons/{id}`.
@@ -183,10 +215,19 @@ pub async fn update_person(
     let services = state.services()?;
     let id = person_id(&id)?;
     let today = today_or_500()?;
-    let changes = parse_json_body::<PersonPatch>(&body)
-        .and_then(|p| p.validate(today))
-        .map_err(ApiError::validation)?;
+    let body = parse_json_body::<PersonPatch>(&body).map_err(ApiError::validation)?;
+    let (changes, retain) = match (body.validate(today), body.retain_until(today)) {
+        (Ok(changes), Ok(retain)) => (changes, retain),
+        (changes, retain) => {
+            let mut errors = changes.err().unwrap_or_default();
+            errors.extend(retain.err().unwrap_or_default());
+            return Err(ApiError::validation(errors));
+        }
+    };
     let person = services.store.update_person(id, &changes).await?;
+    if let Some(retain) = retain {
+        services.store.set_retain_until(id, retain).await?;
+    }
     services.gallery.upsert_person(person.summary());
     // The names of the changed fields, never their values.
     let changed: Vec<&str> = [
@@ -195,6 +236,7 @@ pub async fn update_person(
         ("birthday", changes.birthday.is_some()),
         ("relationship", changes.relationship.is_some()),
         ("role", changes.role.is_some()),
+        ("retain_until", retain.is_some()),
     ]
     .into_iter()
     .filter_map(|(field, changed)| changed.then_some(field))
@@ -203,7 +245,9 @@ pub async fn update_person(
     let store = services.store.as_ref();
     let target = Some(Target::person(id));
     record(store, actor, AuditAction::PersonUpdate, target, AuditResult::Success, detail).await;
-    Ok(Json(person_view(&person, today)))
+    let mut view = person_view(&person, today);
+    view.retain_until = privacy::retain_until(&state, store, id).await?;
+    Ok(Json(view))
 }
 
 /// `DELETE /api/persons/{id}`: the person, every face sample, crop and index entry.
@@ -377,6 +421,7 @@ async fn enroll_one(
     request_body(content = ImageUpload, content_type = "multipart/form-data"),
     responses((status = 201, body = FaceView), (status = 200, description = "near-duplicate of this existing sample; nothing stored", body = FaceView),
         (status = 404, body = ddfr_protocol::ErrorBody),
+        (status = 409, description = "consent_required: DDFR_REQUIRE_CONSENT is on and the person has no consent record; nothing stored", body = ddfr_protocol::ErrorBody),
         (status = 413, body = ddfr_protocol::ErrorBody), (status = 415, body = ddfr_protocol::ErrorBody),
         (status = 422, description = "no_face, multiple_faces, face_too_small, blurry, extreme_pose, looks_like_other_person (strict) or invalid_image", body = ddfr_protocol::ErrorBody)))]
 pub async fn add_face(
@@ -390,6 +435,7 @@ pub async fn add_face(
     let id = person_id(&id)?;
     let strict = strict_mode(&state, query)?;
     services.store.person(id).await?;
+    privacy::require_consent(&state, &services, id).await?;
     let [image] = read_fields(multipart, ["image"]).await?;
     match enroll_one(&services, id, image, strict).await? {
         Enrolled::New(sample) => {
@@ -443,6 +489,7 @@ async fn read_images(
     params(("id" = i64, Path), EnrollQuery),
     request_body(content = ImagesUpload, content_type = "multipart/form-data"),
     responses((status = 200, body = BatchEnrollReply), (status = 404, body = ddfr_protocol::ErrorBody),
+        (status = 409, description = "consent_required (see the single-photo route)", body = ddfr_protocol::ErrorBody),
         (status = 413, body = ddfr_protocol::ErrorBody), (status = 415, body = ddfr_protocol::ErrorBody),
         (status = 422, description = "no image field, or more than 10", body = ddfr_protocol::ErrorBody)))]
 pub async fn add_faces(
@@ -456,6 +503,7 @@ pub async fn add_faces(
     let id = person_id(&id)?;
     let strict = strict_mode(&state, query)?;
     services.store.person(id).await?;
+    privacy::require_consent(&state, &services, id).await?;
     let images = read_images(multipart).await?;
     let mut results = Vec::with_capacity(images.len());
     // One summarising audit entry: the stored sample ids and the other outcomes' counts.

@@ -121,6 +121,7 @@ pub async fn delete_unknown(
 #[utoipa::path(post, path = "/api/unknowns/{id}/promote", tag = "unknowns", params(("id" = i64, Path)),
     request_body = NewPerson,
     responses((status = 201, body = PersonView), (status = 404, body = ddfr_protocol::ErrorBody),
+        (status = 409, description = "consent_required: DDFR_REQUIRE_CONSENT is on", body = ddfr_protocol::ErrorBody),
         (status = 422, body = ddfr_protocol::ErrorBody)))]
 pub async fn promote_unknown(
     State(state): State<AppState>,
@@ -131,8 +132,17 @@ pub async fn promote_unknown(
     let services = state.services()?;
     let registry = registry(&services, &raw)?;
     let id = visitor_id(&raw)?;
+    if state.config().privacy.require_consent {
+        // A promoted visitor is a new person: nobody can have recorded their consent yet.
+        return Err(crate::privacy::consent_required(
+            "consent is required before enrolling: create the person, record their consent, \
+             then enroll their photos"
+                .to_owned(),
+        ));
+    }
     let today = today().map_err(ApiError::internal)?;
     let mut fields = parse_json_body::<NewPerson>(&body).map_err(ApiError::validation)?;
+    let retain = fields.retain_until(today).map_err(ApiError::validation)?;
     match fields.role.as_deref() {
         None => fields.role = Some("guest".to_owned()),
         Some("guest") => {}
@@ -148,6 +158,9 @@ pub async fn promote_unknown(
     let model = services.pool.pack().embedder_id().clone();
     let side = i32::try_from(services.pool.pack().aligner().chip_size()).unwrap_or(i32::MAX);
     let person = services.store.create_person(&fields).await?;
+    if retain.is_some() {
+        services.store.set_retain_until(person.id, retain).await?;
+    }
     services.gallery.upsert_person(person.summary());
     for sample in samples {
         let face = NewFace {
@@ -175,5 +188,8 @@ pub async fn promote_unknown(
     let detail = Some(format!("person={} faces={}", person.id.0, person.n_faces));
     let store = services.store.as_ref();
     record(store, actor, AuditAction::UnknownPromote, target, AuditResult::Success, detail).await;
-    Ok((StatusCode::CREATED, Json(person_view(&person, today))))
+    let mut view = person_view(&person, today);
+    view.retain_until =
+        crate::privacy::retain_until(&state, services.store.as_ref(), person.id).await?;
+    Ok((StatusCode::CREATED, Json(view)))
 }

@@ -601,7 +601,7 @@ async fn audit_log_records_every_change_and_the_export_holds_what_is_stored() {
     let batch_face = reply["results"][0]["face"]["id"].as_i64().unwrap();
 
     // The export: fields, every sample with its chip and embedding, the person's entries.
-    let export_uri = format!("/api/persons/{id}/export");
+    let export_uri = format!("/api/persons/{id}/export?format=json");
     let response = h.app.clone().oneshot(with_bearer(get(&export_uri))).await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");

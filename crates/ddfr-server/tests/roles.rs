@@ -32,6 +32,9 @@ const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("PATCH", "/api/persons/1"),
     ("DELETE", "/api/persons/1"),
     ("GET", "/api/persons/1/export"),
+    ("POST", "/api/persons/1/consent"),
+    ("GET", "/api/persons/1/consent"),
+    ("POST", "/api/persons/1/consent/withdraw"),
     ("POST", "/api/persons/1/faces"),
     ("GET", "/api/persons/1/faces"),
     ("POST", "/api/persons/1/faces/batch"),
@@ -51,6 +54,7 @@ const RECOGNITION_ROUTES: &[(&str, &str)] =
 /// Routes without auth.
 const OPEN_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/health"),
+    ("GET", "/api/privacy/policy"),
     ("POST", "/api/login"),
     ("POST", "/api/logout"),
     ("GET", "/openapi.json"),

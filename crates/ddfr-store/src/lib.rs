@@ -37,6 +37,7 @@ mod error;
 mod model;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod privacy;
 mod schema;
 mod sql;
 mod sqlite;
@@ -55,6 +56,7 @@ pub use error::StoreError;
 pub use model::{EmbeddingModelCount, FaceEmbedding, FaceSample, NewFace, Person, StoredEmbedding};
 #[cfg(feature = "postgres")]
 pub use postgres::PgStore;
+pub use privacy::{Consent, NewConsent, PersonRetention, PrivacyStore, purge_expired_persons};
 pub use schema::{DEFAULT_MIGRATION_BACKUPS, SCHEMA_VERSION};
 pub use sqlite::{SQLITE_FILE_NAME, SqliteStore};
 pub use url::{DatabaseUrl, StoreKind, open_store, open_store_with};
@@ -98,10 +100,11 @@ impl StoreOptions {
 ///
 /// Ids are never reused: a deleted person's or face's id is never handed out again.
 ///
-/// Every store also keeps recurring unknown visitors ([`VisitorStore`]) and the append-only
-/// audit log ([`AuditStore`]), so one `Arc<dyn PersonStore>` serves all three.
+/// Every store also keeps recurring unknown visitors ([`VisitorStore`]), the append-only
+/// audit log ([`AuditStore`]) and consent records and retention ([`PrivacyStore`]), so one
+/// `Arc<dyn PersonStore>` serves them all.
 #[async_trait]
-pub trait PersonStore: VisitorStore + AuditStore + Send + Sync + Debug {
+pub trait PersonStore: VisitorStore + AuditStore + PrivacyStore + Send + Sync + Debug {
     /// Stores a new person with no face samples.
     async fn create_person(&self, fields: &PersonFields) -> Result<Person, StoreError>;
 
@@ -125,7 +128,8 @@ pub trait PersonStore: VisitorStore + AuditStore + Send + Sync + Debug {
         changes: &PersonChanges,
     ) -> Result<Person, StoreError>;
 
-    /// Removes the person with every face sample, crop and embedding, for good.
+    /// Removes the person with every face sample, crop, embedding, consent record and
+    /// retention row, for good.
     async fn delete_person(&self, id: PersonId) -> Result<(), StoreError>;
 
     /// Enrolls a face sample: its box, crop and embedding, atomically.

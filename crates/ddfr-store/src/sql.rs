@@ -117,3 +117,31 @@ pub const VISITORS_PAGE: &str =
 pub const UPDATE_VISITOR_CENTROID: &str = "UPDATE visitors SET centroid = $1 WHERE id = $2";
 pub const VISITOR_SAMPLES_PAGE: &str = "SELECT id, visitor_id, vector, jpeg \
      FROM visitor_samples WHERE id > $1 ORDER BY id LIMIT $2";
+
+/// Consent records and retention (schema v5).
+pub const INSERT_CONSENT: &str = "INSERT INTO consents (person_id, subject, given_at, method, \
+     notice_version, purpose, retention_term, recorded_by, recorded_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id";
+pub const CONSENTS_OF_PERSON: &str = "SELECT id, person_id, subject, given_at, method, \
+     notice_version, purpose, retention_term, recorded_by, recorded_at FROM consents \
+     WHERE person_id = $1 ORDER BY id";
+macro_rules! retention_select {
+    () => {
+        "SELECT p.id, p.created_at, r.retain_until, r.last_matched_at FROM persons p \
+         LEFT JOIN person_retention r ON r.person_id = p.id "
+    };
+}
+pub const RETENTION_OF_PERSON: &str = concat!(retention_select!(), "WHERE p.id = $1");
+pub const ALL_RETENTIONS: &str = concat!(retention_select!(), "ORDER BY p.id");
+pub const UPSERT_RETAIN_UNTIL: &str = "INSERT INTO person_retention (person_id, retain_until) \
+     VALUES ($1, $2) ON CONFLICT (person_id) DO UPDATE SET retain_until = excluded.retain_until";
+/// Keeps the later of the stored and the new time; skips a person deleted meanwhile.
+pub const UPSERT_LAST_MATCH: &str = "INSERT INTO person_retention (person_id, last_matched_at) \
+     SELECT id, CAST($2 AS BIGINT) FROM persons WHERE id = $1 \
+     ON CONFLICT (person_id) DO UPDATE SET last_matched_at = CASE \
+     WHEN person_retention.last_matched_at IS NULL \
+       OR person_retention.last_matched_at < excluded.last_matched_at \
+     THEN excluded.last_matched_at ELSE person_retention.last_matched_at END";
+/// Deleting a person also deletes these, explicitly (see [`DELETE_PERSON_EMBEDDINGS`]).
+pub const DELETE_PERSON_CONSENTS: &str = "DELETE FROM consents WHERE person_id = $1";
+pub const DELETE_PERSON_RETENTION: &str = "DELETE FROM person_retention WHERE person_id = $1";

@@ -510,9 +510,13 @@ impl PersonStore for SqliteStore {
 
     async fn delete_person(&self, id: PersonId) -> Result<(), StoreError> {
         let mut tx = self.pool.begin_with(BEGIN_WRITE).await?;
-        for statement in
-            [sql::DELETE_PERSON_EMBEDDINGS, sql::DELETE_PERSON_CROPS, sql::DELETE_PERSON_FACES]
-        {
+        for statement in [
+            sql::DELETE_PERSON_EMBEDDINGS,
+            sql::DELETE_PERSON_CROPS,
+            sql::DELETE_PERSON_FACES,
+            sql::DELETE_PERSON_CONSENTS,
+            sql::DELETE_PERSON_RETENTION,
+        ] {
             sqlx::query(statement).bind(id.0).execute(&mut *tx).await?;
         }
         let deleted = sqlx::query(sql::DELETE_PERSON).bind(id.0).execute(&mut *tx).await?;

@@ -97,6 +97,23 @@ pub struct ServeArgs {
     #[arg(long, env = "DDFR_UNKNOWN_RETENTION_DAYS", default_value_t = ddfr_server::VisitorsConfig::DEFAULT_RETENTION_DAYS, value_parser = clap::value_parser!(u32).range(1..=365))]
     pub unknown_retention_days: u32,
 
+    /// Days an enrolled person is kept after their last match (or creation, if never matched)
+    /// unless a retain_until date is set on them; then they are deleted for good (checked at
+    /// start and hourly). Default 1095 (3 years).
+    #[arg(long, env = "DDFR_RETENTION_DAYS", default_value_t = ddfr_server::privacy::PrivacyConfig::DEFAULT_RETENTION_DAYS, value_parser = clap::value_parser!(u32).range(1..=36500))]
+    pub retention_days: u32,
+
+    /// Refuse to enroll a face of a person who has no consent record (409 consent_required):
+    /// turn on when enrolling people other than yourself and your own household (staff,
+    /// visitors, tenants), where the law wants consent recorded. Off by default.
+    #[arg(long, env = "DDFR_REQUIRE_CONSENT", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub require_consent: bool,
+
+    /// The version of your privacy notice, reported by GET /api/privacy/policy (record the
+    /// version a person was shown in their consent record).
+    #[arg(long, env = "DDFR_PRIVACY_NOTICE_VERSION", default_value = "1")]
+    pub privacy_notice_version: String,
+
     /// Most /ws connections open at once (default sized for 2 cores); further handshakes get
     /// HTTP 503 `too_many_connections`.
     #[arg(long, env = "DDFR_MAX_CONNECTIONS", default_value_t = ddfr_server::config::MAX_WS_CONNECTIONS as u16, value_parser = clap::value_parser!(u16).range(1..))]
@@ -154,6 +171,9 @@ impl std::fmt::Debug for ServeArgs {
             .field("strict_enrollment", &self.strict_enrollment)
             .field("unknown_visitors", &self.unknown_visitors)
             .field("unknown_retention_days", &self.unknown_retention_days)
+            .field("retention_days", &self.retention_days)
+            .field("require_consent", &self.require_consent)
+            .field("privacy_notice_version", &self.privacy_notice_version)
             .field("max_connections", &self.max_connections)
             .field("ws_max_fps", &self.ws_max_fps)
             .field("ws_ping_interval", &self.ws_ping_interval)
@@ -174,6 +194,11 @@ impl ServeArgs {
         }
         if self.workers == Some(0) {
             bail!("DDFR_WORKERS must be at least 1");
+        }
+        let notice = self.privacy_notice_version.trim();
+        if notice.is_empty() || notice.chars().count() > 64 || notice.chars().any(char::is_control)
+        {
+            bail!("DDFR_PRIVACY_NOTICE_VERSION must be 1 to 64 printable characters");
         }
         if let Some(token) = &self.api_token
             && (token.trim().is_empty() || !token.bytes().all(|b| b.is_ascii_graphic()))

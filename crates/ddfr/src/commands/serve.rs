@@ -12,6 +12,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use ddfr_core::ModelId;
 use ddfr_index::IndexConfig;
+use ddfr_server::privacy::{PrivacyConfig, flush_last_matches, run_retention};
 use ddfr_server::visitors::{delete_all_visitors, run_visitor_retention, run_visitor_writer};
 use ddfr_server::{
     ApiToken, AppState, Gallery, InferencePool, ServerConfig, Services, TlsConfig, VisitorRegistry,
@@ -86,6 +87,11 @@ async fn serve(engine: EngineArgs, args: ServeArgs) -> Result<()> {
         (args.ws_idle_timeout > 0).then(|| std::time::Duration::from_secs(args.ws_idle_timeout));
     config.request_head_timeout = std::time::Duration::from_secs(args.request_head_timeout);
     config.web_dir = args.web_dir();
+    config.privacy = PrivacyConfig {
+        retention_days: args.retention_days,
+        require_consent: args.require_consent,
+        notice_version: args.privacy_notice_version.trim().to_owned(),
+    };
     if config.web_dir.is_none() {
         tracing::info!("web app not built (no web/dist/index.html); / explains how to build it");
     }
@@ -105,6 +111,9 @@ async fn serve(engine: EngineArgs, args: ServeArgs) -> Result<()> {
         Ok(services) => {
             let (n_persons, n_faces) = (services.gallery.n_persons(), services.gallery.n_faces());
             state.set_ready(services);
+            if let Ok(services) = state.services() {
+                tokio::spawn(run_retention(services, state.config().privacy.clone()));
+            }
             tracing::info!(
                 n_persons,
                 n_faces,
@@ -118,7 +127,13 @@ async fn serve(engine: EngineArgs, args: ServeArgs) -> Result<()> {
             return Err(error);
         }
     }
-    server.await.context("server task failed")?.context("serving")?;
+    let served = server.await.context("server task failed")?.context("serving");
+    // The last recognitions since the previous flush count for retention too.
+    if let Ok(services) = state.services() {
+        let written = flush_last_matches(&services).await;
+        tracing::debug!(written, "last-match times written at shutdown");
+    }
+    served?;
     tracing::info!("stopped");
     Ok(())
 }
