@@ -68,6 +68,10 @@ pub enum AuditAction {
     PersonExport,
     /// `POST /api/login`, successful or not.
     Login,
+    /// `POST /api/keys`.
+    KeyCreate,
+    /// `DELETE /api/keys/{id}`.
+    KeyRevoke,
 }
 
 impl AuditAction {
@@ -84,6 +88,8 @@ impl AuditAction {
             AuditAction::UnknownDelete => "unknown_delete",
             AuditAction::PersonExport => "person_export",
             AuditAction::Login => "login",
+            AuditAction::KeyCreate => "key_create",
+            AuditAction::KeyRevoke => "key_revoke",
         }
     }
 }

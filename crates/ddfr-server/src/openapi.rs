@@ -2,7 +2,7 @@
 
 use utoipa::OpenApi;
 
-use crate::{audit, auth, rest, unknowns};
+use crate::{audit, auth, keys, rest, unknowns};
 
 /// The OpenAPI document of the REST API (the `/ws` protocol is described in `docs/websocket.md`).
 #[derive(Debug, OpenApi)]
@@ -14,6 +14,7 @@ use crate::{audit, auth, rest, unknowns};
         rest::recognize, rest::verify, rest::health, auth::login, auth::logout,
         unknowns::list_unknowns, unknowns::unknown_crop, unknowns::delete_unknown,
         unknowns::promote_unknown, audit::list_audit, audit::export_person,
+        keys::create_key, keys::list_keys, keys::revoke_key,
     ),
     components(schemas(
         ddfr_protocol::ErrorBody, ddfr_protocol::ErrorDetail, ddfr_protocol::FieldError,
