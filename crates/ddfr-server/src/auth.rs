@@ -622,14 +622,14 @@ mod tests {
 
     #[test]
     fn actor_is_the_kind_of_credential() {
-        let cfg = config(Some("s3cret"), &[]);
-        let actor = |pairs| authorized_actor(&headers(pairs), &cfg).map(|(actor, _)| actor);
+        let state = AppState::new(config(Some("s3cret"), &[]));
+        let actor = |pairs| authorized_actor(&headers(pairs), &state).map(|(actor, ..)| actor);
         assert_eq!(actor(&[("authorization", "Bearer s3cret")]), Some(Actor::Token));
         assert_eq!(actor(&[("cookie", "ddfr_session=s3cret")]), Some(Actor::Cookie));
         assert_eq!(actor(&[("authorization", "Bearer nope")]), None);
         assert_eq!(
-            authorized_actor(&headers(&[]), &config(None, &[])),
-            Some((Actor::Loopback, Role::Admin))
+            authorized_actor(&headers(&[]), &AppState::new(config(None, &[]))),
+            Some((Actor::Loopback, Role::Admin, Principal::Loopback))
         );
         assert!(presented_token(&headers(&[])).is_none());
         assert!(presented_token(&headers(&[("authorization", "Basic x")])).is_some());
@@ -639,18 +639,39 @@ mod tests {
     fn each_token_has_its_role_and_the_recognize_key_opens_only_recognition() {
         let mut cfg = config(Some("admin-token"), &[]);
         cfg.recognize_token = Some(ApiToken::new("camera-key"));
-        let role = |pairs| authorized_actor(&headers(pairs), &cfg).map(|(_, role)| role);
+        let state = AppState::new(cfg);
+        let role = |pairs| authorized_actor(&headers(pairs), &state).map(|(_, role, _)| role);
         assert_eq!(role(&[("authorization", "Bearer admin-token")]), Some(Role::Admin));
         assert_eq!(role(&[("authorization", "Bearer camera-key")]), Some(Role::Recognize));
         assert_eq!(role(&[("cookie", "ddfr_session=camera-key")]), Some(Role::Recognize));
         assert_eq!(role(&[("authorization", "Bearer camera-ke")]), None);
         assert!(Role::Admin.allows(Role::Admin) && Role::Admin.allows(Role::Recognize));
         assert!(Role::Recognize.allows(Role::Recognize) && !Role::Recognize.allows(Role::Admin));
+        assert!(Role::Operator.allows(Role::Recognize) && Role::Operator.allows(Role::Operator));
+        assert!(!Role::Operator.allows(Role::Admin) && !Role::Recognize.allows(Role::Operator));
+        assert!(Role::Admin.allows(Role::Operator));
         // Without an admin token every route is open; the recognize key alone means nothing.
         let mut open = config(None, &[]);
         open.recognize_token = Some(ApiToken::new("camera-key"));
         assert_eq!(role_of("camera-key", &open), None);
-        assert_eq!(authorized_actor(&headers(&[]), &open), Some((Actor::Loopback, Role::Admin)));
+        let open = AppState::new(open);
+        assert_eq!(
+            authorized_actor(&headers(&[]), &open),
+            Some((Actor::Loopback, Role::Admin, Principal::Loopback))
+        );
+    }
+
+    #[test]
+    fn the_operator_reads_and_nothing_else_need_less_than_admin() {
+        use axum::http::Method;
+        for route in OPERATOR_READS {
+            assert_eq!(needed_role(&Method::GET, Some(route)), Role::Operator, "{route}");
+            assert_eq!(needed_role(&Method::DELETE, Some(route)), Role::Admin, "{route}");
+        }
+        for route in ["/api/persons/{id}/export", "/api/audit", "/api/keys"] {
+            assert_eq!(needed_role(&Method::GET, Some(route)), Role::Admin, "{route}");
+        }
+        assert_eq!(needed_role(&Method::GET, None), Role::Admin, "an unmatched route");
     }
 
     #[test]

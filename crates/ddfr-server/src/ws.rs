@@ -287,7 +287,7 @@ enum Ended {
     Stalled,
     Unresponsive,
     Shutdown,
-    KeyEnded,
+    KeyRevokedOrExpired,
 }
 
 /// The connection loop: generic over the socket halves so it can be driven by channels.
@@ -372,7 +372,7 @@ pub async fn run_connection_as<S, R>(
             () = key_watch.ended() => {
                 let close = close_message(CLOSE_KEY_ENDED, "API key revoked or expired");
                 let _ = tokio::time::timeout(CLOSE_SEND_TIMEOUT, sink.send(close)).await;
-                break Ended::KeyEnded;
+                break Ended::KeyRevokedOrExpired;
             }
             () = sleep_until(pong_due.map(|(_, due)| due)) => {
                 counters.unresponsive.fetch_add(1, Ordering::Relaxed);

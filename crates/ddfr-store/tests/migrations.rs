@@ -465,7 +465,8 @@ async fn postgres_round_trips(url: &str) {
         let down = PgStore::migrate_to(&url, 3).await.unwrap_err();
         assert!(format!("{down:?}").contains("cannot be downgraded"), "{down:?}");
         let store = PgStore::connect_with_options(&url, &options).await.unwrap();
-        check_through_store(&store, k).await;
+        // Each version steps down on its own: v5 (the API keys) went before v4 refused.
+        check_through_store(&store, k.min(4)).await;
         // New writes are sealed too, and ids are never reused across the round trip.
         let person = store.create_person(&fields("New")).await.unwrap();
         assert_eq!(person.id, PersonId(4));
