@@ -69,7 +69,7 @@ pub fn hash_secret(secret: &str) -> [u8; 32] {
 }
 
 /// A fresh secret: [`SECRET_PREFIX`] and 32 random bytes in hex.
-fn new_secret() -> String {
+pub fn new_secret() -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     let mut secret = String::with_capacity(SECRET_PREFIX.len() + 64);
@@ -267,7 +267,8 @@ fn status(key: &ApiKey, now: Timestamp) -> &'static str {
     }
 }
 
-fn key_view(key: &ApiKey, now: Timestamp) -> KeyView {
+/// A key as the API shows it at `now` (never its secret or hash).
+pub fn key_view(key: &ApiKey, now: Timestamp) -> KeyView {
     KeyView {
         id: key.id,
         name: key.name.clone(),
@@ -279,11 +280,12 @@ fn key_view(key: &ApiKey, now: Timestamp) -> KeyView {
     }
 }
 
-/// The checked fields of a `POST /api/keys` body, or every error at once.
-fn validate(
+/// The checked fields of a `POST /api/keys` body (name trimmed, role, expiry), or every error
+/// at once.
+pub fn validate(
     body: &NewKey,
     now: Timestamp,
-) -> Result<(String, KeyRole, Option<Timestamp>), ApiError> {
+) -> Result<(String, KeyRole, Option<Timestamp>), Vec<FieldError>> {
     let mut errors = Vec::new();
     let name = body.name.trim().to_owned();
     let chars = name.chars().count();
@@ -322,7 +324,7 @@ fn validate(
     };
     match role {
         Some(role) if errors.is_empty() => Ok((name, role, expires_at)),
-        _ => Err(ApiError::validation(errors)),
+        _ => Err(errors),
     }
 }
 
@@ -339,7 +341,7 @@ pub async fn create_key(
     let store = registry.store()?;
     let body: NewKey = ddfr_protocol::parse_json_body(&body).map_err(ApiError::validation)?;
     let now = now_timestamp();
-    let (name, role, expires_at) = validate(&body, now)?;
+    let (name, role, expires_at) = validate(&body, now).map_err(ApiError::validation)?;
     let secret = new_secret();
     let new = NewApiKey { name, role, secret_sha256: hash_secret(&secret), expires_at };
     let key = store.create_key(&new).await?;
