@@ -79,6 +79,7 @@ mod audit;
 mod crops;
 mod date;
 mod face;
+mod keys;
 mod person;
 mod privacy;
 mod reply;
@@ -101,6 +102,7 @@ pub use face::{
     FrameReply, PersonSummary, RecognizedImage, ReplyStatus, UNDECODABLE_REPLY, UNKNOWN_NAME,
     WsFace, face_id, undecodable_reply,
 };
+pub use keys::{CreatedKey, KeyList, KeyView, NewKey};
 pub use person::{
     BODY_FIELD, BatchEnrollReply, DEFAULT_PAGE_LIMIT, EnrollStatus, FaceView, FieldError,
     MAX_AGE_YEARS, MAX_NAME_CHARS, MAX_PAGE_LIMIT, NewPerson, PageQuery, PersonChanges,

@@ -78,6 +78,10 @@ pub enum AuditAction {
     ConsentWithdraw,
     /// The retention job deleted a person past their `retain_until`.
     Purge,
+    /// `POST /api/keys`.
+    KeyCreate,
+    /// `DELETE /api/keys/{id}`.
+    KeyRevoke,
 }
 
 impl AuditAction {
@@ -97,6 +101,8 @@ impl AuditAction {
             AuditAction::ConsentRecord => "consent_record",
             AuditAction::ConsentWithdraw => "consent_withdraw",
             AuditAction::Purge => "purge",
+            AuditAction::KeyCreate => "key_create",
+            AuditAction::KeyRevoke => "key_revoke",
         }
     }
 }

@@ -9,8 +9,11 @@
 //! Roles ([`Role`]): the admin token (`DDFR_API_TOKEN`) opens everything; the optional
 //! recognize-only key (`DDFR_RECOGNIZE_TOKEN`) opens `/ws`, `POST /api/recognize` and
 //! `POST /api/verify` ([`require_recognizer`]) and gets 403 `forbidden` on every other
-//! protected route ([`require_admin`]). Both travel the same ways and count the same for the
-//! throttle.
+//! protected route. API keys (see [`crate::keys`]) have one of three roles: `admin`
+//! (everything), `operator` (the recognizer's routes plus the reads in [`OPERATOR_READS`])
+//! and `recognizer`; [`require_by_route`] decides per route. Keys, tokens and cookies travel
+//! the same ways and count the same for the throttle; an expired or revoked key is a wrong
+//! credential (401). Each credential is a [`Principal`], put in the request's extensions.
 //!
 //! Brute force is throttled ([`AuthThrottle`]): after [`AuthThrottle::MAX_FAILURES`] wrong
 //! tokens (bearer header, cookie or login body) from one client IP within
@@ -40,7 +43,8 @@ use subtle::ConstantTimeEq;
 use crate::audit::{Actor, AuditAction, record};
 use crate::config::{IpNet, ServerConfig};
 use crate::error::ApiError;
-use crate::state::AppState;
+use crate::keys::{Principal, role_of_key};
+use crate::state::{AppState, now_timestamp};
 
 /// The header a reverse proxy appends the client's address to.
 const X_FORWARDED_FOR: &str = "x-forwarded-for";
@@ -241,62 +245,122 @@ fn presented_token(headers: &HeaderMap) -> Option<(Actor, &str)> {
         .map(|(_, value)| (Actor::Cookie, value))
 }
 
-/// What an authorised request may do.
+/// What an authorised request may do. Each role may do everything the ones below it may.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
-    /// The admin token (`DDFR_API_TOKEN`), or no token configured: every route.
+    /// The admin token (`DDFR_API_TOKEN`), an `admin` key, or no token configured: every
+    /// route.
     Admin,
-    /// The recognize-only key (`DDFR_RECOGNIZE_TOKEN`): `/ws`, `POST /api/recognize` and
-    /// `POST /api/verify`.
+    /// An `operator` key: the recognizer's routes plus the reads in [`OPERATOR_READS`] (the
+    /// live view and the people pages, without changing, exporting or auditing anything).
+    Operator,
+    /// The recognize-only key (`DDFR_RECOGNIZE_TOKEN`) or a `recognizer` key: `/ws`,
+    /// `POST /api/recognize` and `POST /api/verify`.
     Recognize,
 }
 
 impl Role {
+    fn rank(self) -> u8 {
+        match self {
+            Role::Recognize => 0,
+            Role::Operator => 1,
+            Role::Admin => 2,
+        }
+    }
+
     /// Whether this role may use a route that needs `needed`.
     pub fn allows(self, needed: Role) -> bool {
-        self == Role::Admin || needed == Role::Recognize
+        self.rank() >= needed.rank()
     }
 }
 
-/// The role a presented token has under `config`, if any. Both configured tokens are
-/// compared, each in constant time, whichever matches.
-fn role_of(token: &str, config: &ServerConfig) -> Option<Role> {
+/// The `GET` routes (axum path templates) an `operator` key may read besides the recognizer's
+/// routes: persons, their faces and crops, and the unknown visitors. Every other route of the
+/// admin group (writes, export, audit, keys) needs [`Role::Admin`].
+pub const OPERATOR_READS: &[&str] = &[
+    "/api/persons",
+    "/api/persons/{id}",
+    "/api/persons/{id}/faces",
+    "/api/persons/{id}/faces/{face_id}/crop",
+    "/api/unknowns",
+    "/api/unknowns/{id}/crop",
+];
+
+/// The role a route of the admin group needs: [`Role::Operator`] for the reads in
+/// [`OPERATOR_READS`], [`Role::Admin`] for everything else (also an unknown route).
+pub fn needed_role(method: &axum::http::Method, route: Option<&str>) -> Role {
+    let read = *method == axum::http::Method::GET
+        && route.is_some_and(|route| OPERATOR_READS.contains(&route));
+    if read { Role::Operator } else { Role::Admin }
+}
+
+/// The role and principal an environment token has under `config`, if any. Both configured
+/// tokens are compared, each in constant time, whichever matches.
+fn role_of(token: &str, config: &ServerConfig) -> Option<(Role, Principal)> {
     let admin = config.api_token.as_ref()?;
     let is_admin = tokens_match(token, admin.expose());
     let is_recognizer =
         config.recognize_token.as_ref().is_some_and(|key| tokens_match(token, key.expose()));
     if is_admin {
-        Some(Role::Admin)
+        Some((Role::Admin, Principal::AdminToken))
     } else if is_recognizer {
-        Some(Role::Recognize)
+        Some((Role::Recognize, Principal::RecognizeToken))
     } else {
         None
     }
 }
 
-/// Who the request is under `config` and what it may do: `Some` when authorised.
-fn authorized_actor(headers: &HeaderMap, config: &ServerConfig) -> Option<(Actor, Role)> {
-    if config.api_token.is_none() {
-        return Some((Actor::Loopback, Role::Admin));
+/// The role and principal of a presented token: an environment token, else an API key that
+/// is neither revoked nor expired. Nothing opens without `DDFR_API_TOKEN` configured (then
+/// every route is open anyway).
+fn credential_of(token: &str, state: &AppState) -> Option<(Role, Principal)> {
+    let config = state.config();
+    config.api_token.as_ref()?;
+    let env = role_of(token, config);
+    let key = state.keys().find(token);
+    env.or_else(|| {
+        key.filter(|key| key.is_valid_at(now_timestamp()))
+            .map(|key| (role_of_key(key.role), Principal::Key(key.id)))
+    })
+}
+
+/// Who the request is and what it may do: `Some` when authorised.
+fn authorized_actor(headers: &HeaderMap, state: &AppState) -> Option<(Actor, Role, Principal)> {
+    if state.config().api_token.is_none() {
+        return Some((Actor::Loopback, Role::Admin, Principal::Loopback));
     }
     let (actor, token) = presented_token(headers)?;
-    role_of(token, config).map(|role| (actor, role))
+    credential_of(token, state).map(|(role, principal)| (actor, role, principal))
 }
 
-/// Whether the request carries a credential that opens routes needing `needed` under `config`.
+/// Whether the request carries the admin token (header or cookie) under `config`, or no
+/// token is configured. (API keys need the server state: see [`require_by_route`].)
 pub fn is_authorized(headers: &HeaderMap, config: &ServerConfig) -> bool {
-    authorized_actor(headers, config).is_some_and(|(_, role)| role.allows(Role::Admin))
+    if config.api_token.is_none() {
+        return true;
+    }
+    presented_token(headers)
+        .and_then(|(_, token)| role_of(token, config))
+        .is_some_and(|(role, _)| role.allows(Role::Admin))
 }
 
-/// 403 `forbidden`: the recognize-only key on a route that needs the admin token.
-fn forbidden() -> Response {
-    ApiError::new(
-        StatusCode::FORBIDDEN,
-        "forbidden",
-        "this key may only recognize (/ws, POST /api/recognize, POST /api/verify); \
-         this route needs the admin token",
-    )
-    .into_response()
+/// 403 `forbidden`: a valid credential whose role may not use the route.
+fn forbidden(role: Role, needed: Role) -> Response {
+    let may = match role {
+        Role::Recognize => {
+            "this key may only recognize (/ws, POST /api/recognize, POST /api/verify)"
+        }
+        Role::Operator => {
+            "this key may recognize and read persons, faces and unknown visitors, \
+             not change, export or audit anything"
+        }
+        Role::Admin => "this key may do everything",
+    };
+    let needs = match needed {
+        Role::Admin => "this route needs the admin token or an admin key",
+        _ => "this route needs an operator or admin key, or the admin token",
+    };
+    ApiError::new(StatusCode::FORBIDDEN, "forbidden", format!("{may}; {needs}")).into_response()
 }
 
 /// Middleware for the routes the recognize-only key may use (`/ws`, `POST /api/recognize`,
@@ -309,7 +373,7 @@ pub async fn require_recognizer(
     authenticate(&state, request, next, Role::Recognize).await
 }
 
-/// Middleware for every other protected route: the admin token only; see [`authenticate`].
+/// Middleware for routes only the admin may use; see [`authenticate`].
 pub async fn require_admin(
     State(state): State<AppState>,
     request: Request,
@@ -318,9 +382,21 @@ pub async fn require_admin(
     authenticate(&state, request, next, Role::Admin).await
 }
 
+/// Middleware for the admin group: the role the matched route needs ([`needed_role`]: the
+/// operator's reads, else admin); see [`authenticate`].
+pub async fn require_by_route(
+    State(state): State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let route = request.extensions().get::<axum::extract::MatchedPath>().map(|p| p.as_str());
+    let needed = needed_role(request.method(), route);
+    authenticate(&state, request, next, needed).await
+}
+
 /// 429 while the client is throttled, 401 unless authorised, 403 when authorised with a role
-/// that may not use the route; else the request goes on with its [`Actor`] and [`Role`] in
-/// the extensions. The throttle is the router's `Extension<Arc<AuthThrottle>>` (without it
+/// that may not use the route; else the request goes on with its [`Actor`], [`Role`] and
+/// [`Principal`] in the extensions. The throttle is the router's `Extension<Arc<AuthThrottle>>` (without it
 /// nothing is throttled). A valid key on a route it may not use is not a failed attempt.
 async fn authenticate(
     state: &AppState,
@@ -331,6 +407,7 @@ async fn authenticate(
     if state.config().api_token.is_none() {
         request.extensions_mut().insert(Actor::Loopback);
         request.extensions_mut().insert(Role::Admin);
+        request.extensions_mut().insert(Principal::Loopback);
         return next.run(request).await;
     }
     let throttle = request.extensions().get::<Arc<AuthThrottle>>().cloned();
@@ -341,16 +418,17 @@ async fn authenticate(
     {
         return too_many_attempts(retry_after);
     }
-    match authorized_actor(request.headers(), state.config()) {
-        Some((actor, role)) => {
+    match authorized_actor(request.headers(), state) {
+        Some((actor, role, principal)) => {
             if let Some(throttle) = &throttle {
                 throttle.success(client);
             }
             if !role.allows(needed) {
-                return forbidden();
+                return forbidden(role, needed);
             }
             request.extensions_mut().insert(actor);
             request.extensions_mut().insert(role);
+            request.extensions_mut().insert(principal);
             next.run(request).await
         }
         None => {
@@ -407,7 +485,7 @@ fn cookie_attributes(secure: bool) -> &'static str {
     }
 }
 
-/// `POST /api/login`: checks the token (the admin token or the recognize-only key) and sets
+/// `POST /api/login`: checks the token (an environment token or an API key) and sets
 /// the session cookie (HttpOnly, SameSite=Strict, `Secure` over TLS) that browsers send
 /// instead of the header; the cookie has the role of the token it holds. 204 on success, 401
 /// otherwise, 429 while the client is throttled. Every attempt is audited (without the token).
@@ -436,7 +514,7 @@ pub async fn login(
     }
     let request: LoginRequest =
         ddfr_protocol::parse_json_body(&body).map_err(ApiError::validation)?;
-    let Some(role) = role_of(&request.token, config) else {
+    let Some((role, principal)) = credential_of(&request.token, &state) else {
         if let Some(throttle) = throttle {
             throttle.failure_at(client, now);
         }
@@ -446,8 +524,12 @@ pub async fn login(
     if let Some(throttle) = throttle {
         throttle.success(client);
     }
-    let why = if role == Role::Recognize { " role=recognize" } else { "" };
-    audit_login(&state, client, AuditResult::Success, why).await;
+    let why = match (role, principal) {
+        (Role::Recognize, Principal::RecognizeToken) => " role=recognize".to_owned(),
+        (_, Principal::Key(id)) => format!(" key={id}"),
+        _ => String::new(),
+    };
+    audit_login(&state, client, AuditResult::Success, &why).await;
     let attributes = cookie_attributes(secure_transport(&extensions, &headers, config));
     let cookie = format!("{SESSION_COOKIE}={}; {attributes}", request.token);
     let value = HeaderValue::from_str(&cookie).map_err(|_| {
@@ -540,14 +622,14 @@ mod tests {
 
     #[test]
     fn actor_is_the_kind_of_credential() {
-        let cfg = config(Some("s3cret"), &[]);
-        let actor = |pairs| authorized_actor(&headers(pairs), &cfg).map(|(actor, _)| actor);
+        let state = AppState::new(config(Some("s3cret"), &[]));
+        let actor = |pairs| authorized_actor(&headers(pairs), &state).map(|(actor, ..)| actor);
         assert_eq!(actor(&[("authorization", "Bearer s3cret")]), Some(Actor::Token));
         assert_eq!(actor(&[("cookie", "ddfr_session=s3cret")]), Some(Actor::Cookie));
         assert_eq!(actor(&[("authorization", "Bearer nope")]), None);
         assert_eq!(
-            authorized_actor(&headers(&[]), &config(None, &[])),
-            Some((Actor::Loopback, Role::Admin))
+            authorized_actor(&headers(&[]), &AppState::new(config(None, &[]))),
+            Some((Actor::Loopback, Role::Admin, Principal::Loopback))
         );
         assert!(presented_token(&headers(&[])).is_none());
         assert!(presented_token(&headers(&[("authorization", "Basic x")])).is_some());
@@ -557,18 +639,39 @@ mod tests {
     fn each_token_has_its_role_and_the_recognize_key_opens_only_recognition() {
         let mut cfg = config(Some("admin-token"), &[]);
         cfg.recognize_token = Some(ApiToken::new("camera-key"));
-        let role = |pairs| authorized_actor(&headers(pairs), &cfg).map(|(_, role)| role);
+        let state = AppState::new(cfg);
+        let role = |pairs| authorized_actor(&headers(pairs), &state).map(|(_, role, _)| role);
         assert_eq!(role(&[("authorization", "Bearer admin-token")]), Some(Role::Admin));
         assert_eq!(role(&[("authorization", "Bearer camera-key")]), Some(Role::Recognize));
         assert_eq!(role(&[("cookie", "ddfr_session=camera-key")]), Some(Role::Recognize));
         assert_eq!(role(&[("authorization", "Bearer camera-ke")]), None);
         assert!(Role::Admin.allows(Role::Admin) && Role::Admin.allows(Role::Recognize));
         assert!(Role::Recognize.allows(Role::Recognize) && !Role::Recognize.allows(Role::Admin));
+        assert!(Role::Operator.allows(Role::Recognize) && Role::Operator.allows(Role::Operator));
+        assert!(!Role::Operator.allows(Role::Admin) && !Role::Recognize.allows(Role::Operator));
+        assert!(Role::Admin.allows(Role::Operator));
         // Without an admin token every route is open; the recognize key alone means nothing.
         let mut open = config(None, &[]);
         open.recognize_token = Some(ApiToken::new("camera-key"));
         assert_eq!(role_of("camera-key", &open), None);
-        assert_eq!(authorized_actor(&headers(&[]), &open), Some((Actor::Loopback, Role::Admin)));
+        let open = AppState::new(open);
+        assert_eq!(
+            authorized_actor(&headers(&[]), &open),
+            Some((Actor::Loopback, Role::Admin, Principal::Loopback))
+        );
+    }
+
+    #[test]
+    fn the_operator_reads_and_nothing_else_need_less_than_admin() {
+        use axum::http::Method;
+        for route in OPERATOR_READS {
+            assert_eq!(needed_role(&Method::GET, Some(route)), Role::Operator, "{route}");
+            assert_eq!(needed_role(&Method::DELETE, Some(route)), Role::Admin, "{route}");
+        }
+        for route in ["/api/persons/{id}/export", "/api/audit", "/api/keys"] {
+            assert_eq!(needed_role(&Method::GET, Some(route)), Role::Admin, "{route}");
+        }
+        assert_eq!(needed_role(&Method::GET, None), Role::Admin, "an unmatched route");
     }
 
     #[test]

@@ -28,6 +28,11 @@ pub const WS_PONG_TIMEOUT: Duration = Duration::from_secs(10);
 /// `too_many_connections` before the upgrade.
 pub const MAX_WS_CONNECTIONS: usize = 16;
 
+/// Most `/ws` connections one principal (an API key, or one of the environment tokens) may
+/// have open at once; its further handshakes get HTTP 503 `too_many_connections`. Without a
+/// configured token (loopback only) nobody is told apart and only the total cap applies.
+pub const MAX_WS_CONNECTIONS_PER_KEY: usize = 8;
+
 /// Most frames per second one `/ws` connection may have processed; faster frames wait for their
 /// turn and a newer one replaces them (counted, no reply), even when the server is idle. 120:
 /// above what one connection gets on 2 cores (≈ 110 FPS full frames, 120 FPS crops), so it
@@ -107,6 +112,8 @@ pub struct ServerConfig {
     pub ws_pong_timeout: Duration,
     /// Most `/ws` connections open at once.
     pub max_ws_connections: usize,
+    /// Most `/ws` connections one principal (key or environment token) may have open.
+    pub max_ws_connections_per_key: usize,
     /// Most frames per second per `/ws` connection.
     pub ws_max_fps: u32,
     /// How long shutdown waits for open connections.
@@ -141,6 +148,7 @@ impl ServerConfig {
             ws_send_timeout: WS_SEND_TIMEOUT,
             ws_pong_timeout: WS_PONG_TIMEOUT,
             max_ws_connections: MAX_WS_CONNECTIONS,
+            max_ws_connections_per_key: MAX_WS_CONNECTIONS_PER_KEY,
             ws_max_fps: WS_MAX_FPS,
             shutdown_grace: SHUTDOWN_GRACE,
             request_head_timeout: REQUEST_HEAD_TIMEOUT,

@@ -8,8 +8,9 @@
 //! Routes: `/ws` (frames and crops messages), `/api/*` (REST, see `docs/api.md`; consent,
 //! retention and the privacy policy in [`privacy`], the export archive in [`export`]),
 //! `/openapi.json`, and the web app at `/`. With a token configured, `/ws`,
-//! `POST /api/recognize` and `POST /api/verify` take the admin token or the recognize-only
-//! key; every other protected route takes the admin token only (see [`auth`]).
+//! `POST /api/recognize` and `POST /api/verify` take any credential; the reads of persons,
+//! faces and unknown visitors also need an operator or admin role, every other protected
+//! route the admin role (see [`auth`] and, for API keys, [`keys`]).
 
 pub mod audit;
 pub mod auth;
@@ -21,6 +22,7 @@ pub mod export;
 pub mod fuzzing;
 pub mod gallery;
 pub mod head_deadline;
+pub mod keys;
 pub mod linger;
 pub mod openapi;
 pub mod pipeline;
@@ -100,7 +102,10 @@ pub fn router_with_throttle(state: AppState, throttle: Arc<AuthThrottle>) -> Rou
         .route("/api/unknowns/{id}", delete(unknowns::delete_unknown))
         .route("/api/unknowns/{id}/crop", get(unknowns::unknown_crop))
         .route("/api/unknowns/{id}/promote", post(unknowns::promote_unknown))
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_admin));
+        .route("/api/keys", post(keys::create_key).get(keys::list_keys))
+        .route("/api/keys/{id}", delete(keys::revoke_key))
+        // The operator's reads, else admin only (auth::OPERATOR_READS).
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_by_route));
     let open = Router::new()
         .route("/api/health", get(rest::health))
         .route("/api/privacy/policy", get(privacy::policy))

@@ -12,6 +12,7 @@ use tokio::sync::watch;
 use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::gallery::Gallery;
+use crate::keys::KeyRegistry;
 use crate::pool::InferencePool;
 use crate::visitors::VisitorRegistry;
 
@@ -57,6 +58,7 @@ struct Shared {
     services: OnceLock<Arc<Services>>,
     shutdown: watch::Sender<bool>,
     ws: WsCounters,
+    keys: KeyRegistry,
 }
 
 /// Cheap to clone; the axum state of every route.
@@ -75,6 +77,7 @@ impl AppState {
                 services: OnceLock::new(),
                 shutdown,
                 ws: WsCounters::default(),
+                keys: KeyRegistry::default(),
             }),
         }
     }
@@ -93,6 +96,11 @@ impl AppState {
     /// The configuration.
     pub fn config(&self) -> &ServerConfig {
         &self.shared.config
+    }
+
+    /// The API keys and the `/ws` connections per principal.
+    pub fn keys(&self) -> &KeyRegistry {
+        &self.shared.keys
     }
 
     /// `/ws` counters.

@@ -5,14 +5,18 @@
 //! reply. Replies go out in the order frames were processed. An undecodable frame or a failed
 //! one is answered with `null` and the connection stays open; only transport errors, a close,
 //! a stalled reader, a peer that stops answering pings (dead or not reading), the optional idle
-//! timeout (no frame for `ws_idle_timeout`: close 1000) or shutdown end it. At most `max_ws_connections` connections are open at once (more handshakes get 503),
-//! and frames faster than `ws_max_fps` per connection are dropped.
+//! timeout (no frame for `ws_idle_timeout`: close 1000) or shutdown end it. At most
+//! `max_ws_connections` connections are open at once, and at most `max_ws_connections_per_key`
+//! per principal (an API key or an environment token); more handshakes get 503. Frames faster
+//! than `ws_max_fps` per connection are dropped. A connection opened with an API key is closed
+//! with 1008 when the key is revoked or expires.
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
+use axum::Extension;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
 use axum::http::HeaderMap;
@@ -25,6 +29,7 @@ use tokio::sync::watch;
 
 use crate::auth::origin_allowed;
 use crate::error::{ApiError, error_chain};
+use crate::keys::{KeyWatch, Principal, PrincipalSlot};
 use crate::pipeline::{FrameOutcome, Naming, StreamState, recognize_crops, recognize_frame};
 use crate::state::{AppState, Services, today};
 
@@ -37,6 +42,9 @@ const CLOSE_SEND_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Close code for a peer that stopped answering pings (dead, or not reading its replies).
 pub const CLOSE_UNRESPONSIVE: u16 = close_code::POLICY;
+
+/// Close code for a connection whose API key was revoked or expired.
+pub const CLOSE_KEY_ENDED: u16 = close_code::POLICY;
 
 /// A taken `/ws` connection slot, given back on drop (also when the upgrade fails).
 #[derive(Debug)]
@@ -111,9 +119,11 @@ impl FrameRate {
 /// checked by the auth middleware before this runs.)
 pub async fn ws_handler(
     State(state): State<AppState>,
+    principal: Option<Extension<Principal>>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Response {
+    let principal = principal.map(|Extension(principal)| principal);
     if !origin_allowed(&headers, state.config()) {
         tracing::warn!("refused a /ws handshake from a disallowed origin");
         return ApiError::new(
@@ -142,6 +152,29 @@ pub async fn ws_handler(
         )
         .into_response();
     };
+    let per_key = state.config().max_ws_connections_per_key;
+    let principal_slot = match principal {
+        Some(principal) => match PrincipalSlot::take(&state, principal, per_key) {
+            Some(slot) => Some(slot),
+            None => {
+                tracing::warn!(
+                    principal = principal.label(),
+                    max = per_key,
+                    "refused a /ws handshake: too many connections for this key"
+                );
+                return ApiError::new(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "too_many_connections",
+                    format!(
+                        "at most {per_key} WebSocket connections may be open at once per key; \
+                         retry later"
+                    ),
+                )
+                .into_response();
+            }
+        },
+        None => None,
+    };
     let max = state.config().max_ws_message_bytes;
     upgrade
         .max_message_size(max)
@@ -149,9 +182,9 @@ pub async fn ws_handler(
         .max_write_buffer_size(MAX_WRITE_BUFFER_BYTES)
         .on_failed_upgrade(|error| tracing::warn!(%error, "websocket upgrade failed"))
         .on_upgrade(move |socket: WebSocket| async move {
-            let _slot = slot;
+            let _slots = (slot, principal_slot);
             let (sink, stream) = socket.split();
-            run_connection(sink, stream, state, services).await;
+            run_connection_as(sink, stream, state, services, principal).await;
         })
 }
 
@@ -256,14 +289,26 @@ enum Ended {
     Unresponsive,
     Idle,
     Shutdown,
+    KeyRevokedOrExpired,
 }
 
 /// The connection loop: generic over the socket halves so it can be driven by channels.
-pub async fn run_connection<S, R>(
+pub async fn run_connection<S, R>(sink: S, stream: R, state: AppState, services: Arc<Services>)
+where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    run_connection_as(sink, stream, state, services, None).await;
+}
+
+/// [`run_connection`] for a connection authenticated as `principal`: when that is an API key,
+/// the connection is closed with [`CLOSE_KEY_ENDED`] as soon as the key is revoked or expires.
+pub async fn run_connection_as<S, R>(
     mut sink: S,
     mut stream: R,
     state: AppState,
     services: Arc<Services>,
+    principal: Option<Principal>,
 ) where
     S: Sink<Message, Error = axum::Error> + Unpin,
     R: Stream<Item = Result<Message, axum::Error>> + Unpin,
@@ -276,6 +321,7 @@ pub async fn run_connection<S, R>(
 
     let config = state.config().clone();
     let mut shutdown: watch::Receiver<bool> = state.shutdown_signal();
+    let mut key_watch = KeyWatch::new(&state, principal);
     let mut ping = tokio::time::interval(config.ws_ping_interval);
     ping.tick().await;
     // The ping awaiting its pong: its payload and when the pong is due.
@@ -327,6 +373,11 @@ pub async fn run_connection<S, R>(
                 }
             }
             () = sleep_until(rate_due) => {}
+            () = key_watch.ended() => {
+                let close = close_message(CLOSE_KEY_ENDED, "API key revoked or expired");
+                let _ = tokio::time::timeout(CLOSE_SEND_TIMEOUT, sink.send(close)).await;
+                break Ended::KeyRevokedOrExpired;
+            }
             () = sleep_until(pong_due.map(|(_, due)| due)) => {
                 counters.unresponsive.fetch_add(1, Ordering::Relaxed);
                 let close = close_message(CLOSE_UNRESPONSIVE, "no pong: peer dead or not reading");

@@ -1,6 +1,7 @@
-//! The two roles, in-process: every protected route × no token / recognize-only key / admin
-//! token, by header and by cookie; the login with either key; the throttle with the second key;
-//! and `DDFR_TRUSTED_PROXIES` (which client the throttle counts behind a proxy).
+//! The roles, in-process: every protected route × no token / recognize-only key / admin token
+//! / `recognizer`, `operator` and `admin` API keys, by header and by cookie; the login with
+//! either environment key; the throttle with the second key; and `DDFR_TRUSTED_PROXIES`
+//! (which client the throttle counts behind a proxy).
 //!
 //! The state is never made ready, so a request that passes auth reaches its handler and gets
 //! 503 `not_ready` (or a 4xx from its extractors): 401, 403 and "authorised" are told apart
@@ -18,17 +19,17 @@ use axum::extract::ConnectInfo;
 use axum::http::{Method, Request, StatusCode, header};
 use ddfr_server::config::IpNet;
 use ddfr_server::{ApiToken, AppState, AuthThrottle, ServerConfig, router_with_throttle};
+use ddfr_store::{KeyRole, PersonStore};
 use serde_json::Value;
 use tower::ServiceExt;
 
 const ADMIN: &str = "admin-token-4f1c";
 const CAMERA: &str = "camera-key-9b27";
 
-/// Routes only the admin token opens.
+/// Routes only the admin role opens (admin token, `admin` keys). Key 1 is a spare key the
+/// matrix may revoke.
 const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/persons"),
-    ("GET", "/api/persons"),
-    ("GET", "/api/persons/1"),
     ("PATCH", "/api/persons/1"),
     ("DELETE", "/api/persons/1"),
     ("GET", "/api/persons/1/export"),
@@ -36,15 +37,24 @@ const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/persons/1/consent"),
     ("POST", "/api/persons/1/consent/withdraw"),
     ("POST", "/api/persons/1/faces"),
-    ("GET", "/api/persons/1/faces"),
     ("POST", "/api/persons/1/faces/batch"),
     ("DELETE", "/api/persons/1/faces/1"),
-    ("GET", "/api/persons/1/faces/1/crop"),
     ("GET", "/api/audit"),
-    ("GET", "/api/unknowns"),
     ("DELETE", "/api/unknowns/1"),
-    ("GET", "/api/unknowns/1/crop"),
     ("POST", "/api/unknowns/1/promote"),
+    ("POST", "/api/keys"),
+    ("GET", "/api/keys"),
+    ("DELETE", "/api/keys/1"),
+];
+
+/// Reads the `operator` role opens too.
+const READ_ROUTES: &[(&str, &str)] = &[
+    ("GET", "/api/persons"),
+    ("GET", "/api/persons/1"),
+    ("GET", "/api/persons/1/faces"),
+    ("GET", "/api/persons/1/faces/1/crop"),
+    ("GET", "/api/unknowns"),
+    ("GET", "/api/unknowns/1/crop"),
 ];
 
 /// Routes the recognize-only key opens too.
@@ -76,13 +86,13 @@ fn app() -> axum::Router {
 }
 
 #[derive(Debug, Clone, Copy)]
-enum Credential {
+enum Credential<'a> {
     None,
-    Bearer(&'static str),
-    Cookie(&'static str),
+    Bearer(&'a str),
+    Cookie(&'a str),
 }
 
-fn request(method: &str, uri: &str, credential: Credential) -> Request<Body> {
+fn request(method: &str, uri: &str, credential: Credential<'_>) -> Request<Body> {
     let mut builder = Request::builder().method(Method::from_bytes(method.as_bytes()).unwrap());
     builder = builder.uri(uri);
     match credential {
@@ -110,43 +120,105 @@ fn authorised(status: StatusCode) -> bool {
         .contains(&status)
 }
 
+/// A state with a SQLite store attached to its key registry (models are not needed for
+/// keys), a spare key 1, and one key of each role: their secrets by role.
+async fn state_with_keys(dir: &std::path::Path) -> (AppState, [(KeyRole, String); 3]) {
+    let state = AppState::new(config());
+    let store: Arc<dyn PersonStore> =
+        Arc::new(ddfr_store::SqliteStore::open_in_dir(dir).await.unwrap());
+    state.keys().attach(store).await.unwrap();
+    let app = router_with_throttle(state.clone(), Arc::new(AuthThrottle::default()));
+    let mut secrets = Vec::new();
+    for (name, role) in
+        [("spare", "recognizer"), ("door", "recognizer"), ("desk", "operator"), ("ops", "admin")]
+    {
+        let create = Request::builder()
+            .method("POST")
+            .uri("/api/keys")
+            .header(header::AUTHORIZATION, format!("Bearer {ADMIN}"))
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from(serde_json::json!({ "name": name, "role": role }).to_string()))
+            .unwrap();
+        let (status, body) = send(&app, create).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        secrets.push((KeyRole::parse(role).unwrap(), body["secret"].as_str().unwrap().to_owned()));
+    }
+    assert_eq!(secrets[0].1.len(), 69, "ddfr_ and 64 hex digits");
+    let [_, door, desk, ops] = <[_; 4]>::try_from(secrets).unwrap();
+    (state, [door, desk, ops])
+}
+
 #[tokio::test]
-async fn every_route_group_answers_each_credential_by_its_role() {
-    let app = app();
-    for credential in [
-        Credential::None,
-        Credential::Bearer(CAMERA),
-        Credential::Cookie(CAMERA),
-        Credential::Bearer(ADMIN),
-        Credential::Cookie(ADMIN),
-    ] {
-        for (method, uri) in ADMIN_ROUTES {
-            let (status, body) = send(&app, request(method, uri, credential)).await;
-            match credential {
-                Credential::None => assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {uri}"),
-                Credential::Bearer(CAMERA) | Credential::Cookie(CAMERA) => {
-                    assert_eq!(status, StatusCode::FORBIDDEN, "{method} {uri} {credential:?}");
-                    assert_eq!(body["error"]["code"], "forbidden", "{method} {uri}");
-                    assert!(
-                        body["error"]["message"].as_str().unwrap().contains("admin token"),
-                        "{body}"
-                    );
+async fn every_route_answers_each_credential_by_its_role() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, [door, desk, ops]) = state_with_keys(dir.path()).await;
+    let app = router_with_throttle(state, Arc::new(AuthThrottle::default()));
+    // Each credential and the highest route group it may use (None: no credential).
+    let credentials: Vec<(Credential<'_>, Option<KeyRole>)> = vec![
+        (Credential::None, None),
+        (Credential::Bearer(CAMERA), Some(KeyRole::Recognizer)),
+        (Credential::Cookie(CAMERA), Some(KeyRole::Recognizer)),
+        (Credential::Bearer(ADMIN), Some(KeyRole::Admin)),
+        (Credential::Cookie(ADMIN), Some(KeyRole::Admin)),
+        (Credential::Bearer(&door.1), Some(door.0)),
+        (Credential::Cookie(&door.1), Some(door.0)),
+        (Credential::Bearer(&desk.1), Some(desk.0)),
+        (Credential::Cookie(&desk.1), Some(desk.0)),
+        (Credential::Bearer(&ops.1), Some(ops.0)),
+        (Credential::Cookie(&ops.1), Some(ops.0)),
+    ];
+    let groups = [
+        (ADMIN_ROUTES, KeyRole::Admin),
+        (READ_ROUTES, KeyRole::Operator),
+        (RECOGNITION_ROUTES, KeyRole::Recognizer),
+    ];
+    let mut checked = 0;
+    for (credential, role) in &credentials {
+        for (routes, needed) in groups {
+            for (method, uri) in routes {
+                let (status, body) = send(&app, request(method, uri, *credential)).await;
+                let what = format!("{method} {uri} {credential:?} ({role:?})");
+                match role {
+                    None => assert_eq!(status, StatusCode::UNAUTHORIZED, "{what}"),
+                    Some(role) if *role >= needed => {
+                        assert!(authorised(status), "{what}: {status} {body}");
+                    }
+                    Some(_) => {
+                        assert_eq!(status, StatusCode::FORBIDDEN, "{what}: {body}");
+                        assert_eq!(body["error"]["code"], "forbidden", "{what}");
+                        assert!(
+                            body["error"]["message"].as_str().unwrap().contains("admin token"),
+                            "{body}"
+                        );
+                    }
                 }
-                _ => assert!(authorised(status), "{method} {uri} {credential:?}: {status}"),
-            }
-        }
-        for (method, uri) in RECOGNITION_ROUTES {
-            let (status, _) = send(&app, request(method, uri, credential)).await;
-            match credential {
-                Credential::None => assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {uri}"),
-                _ => assert!(authorised(status), "{method} {uri} {credential:?}: {status}"),
+                checked += 1;
             }
         }
         for (method, uri) in OPEN_ROUTES {
-            let (status, _) = send(&app, request(method, uri, credential)).await;
+            let (status, _) = send(&app, request(method, uri, *credential)).await;
             assert!(authorised(status), "{method} {uri} {credential:?}: {status}");
         }
     }
+    let protected = ADMIN_ROUTES.len() + READ_ROUTES.len() + RECOGNITION_ROUTES.len();
+    assert_eq!(checked, credentials.len() * protected);
+    // The two examples, spelled out.
+    let (status, _) =
+        send(&app, request("DELETE", "/api/persons/1", Credential::Bearer(&door.1))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "a recognizer key deleting a person");
+    let (status, _) =
+        send(&app, request("GET", "/api/persons/1/export", Credential::Bearer(&desk.1))).await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "an operator exporting a person");
+}
+
+#[test]
+fn the_read_routes_are_the_servers_operator_reads() {
+    let server: BTreeSet<String> = ddfr_server::auth::OPERATOR_READS
+        .iter()
+        .map(|route| route.replace("{id}", "1").replace("{face_id}", "1"))
+        .collect();
+    let listed: BTreeSet<String> = READ_ROUTES.iter().map(|(_, p)| (*p).to_owned()).collect();
+    assert_eq!(server, listed);
 }
 
 #[tokio::test]
@@ -161,6 +233,7 @@ async fn the_route_lists_cover_every_documented_route() {
     }
     let listed: BTreeSet<(String, String)> = ADMIN_ROUTES
         .iter()
+        .chain(READ_ROUTES)
         .chain(RECOGNITION_ROUTES)
         .chain(OPEN_ROUTES)
         .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))

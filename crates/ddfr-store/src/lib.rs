@@ -34,6 +34,7 @@ mod at_rest;
 mod audit;
 mod crypt;
 mod error;
+mod keys;
 mod model;
 #[cfg(feature = "postgres")]
 mod postgres;
@@ -53,6 +54,7 @@ use ddfr_protocol::{PersonChanges, PersonFields};
 pub use audit::{AuditEntry, AuditResult, AuditStore, MAX_AUDIT_DETAIL_CHARS, NewAuditEntry};
 pub use crypt::{ENVELOPE_OVERHEAD, EncryptionKey, KEY_LEN, KeyError};
 pub use error::StoreError;
+pub use keys::{ApiKey, KeyRole, KeyStore, MAX_KEY_NAME_CHARS, NewApiKey};
 pub use model::{EmbeddingModelCount, FaceEmbedding, FaceSample, NewFace, Person, StoredEmbedding};
 #[cfg(feature = "postgres")]
 pub use postgres::PgStore;
@@ -101,10 +103,12 @@ impl StoreOptions {
 /// Ids are never reused: a deleted person's or face's id is never handed out again.
 ///
 /// Every store also keeps recurring unknown visitors ([`VisitorStore`]), the append-only
-/// audit log ([`AuditStore`]) and consent records and retention ([`PrivacyStore`]), so one
-/// `Arc<dyn PersonStore>` serves them all.
+/// audit log ([`AuditStore`]), consent records and retention ([`PrivacyStore`]) and the API keys
+/// ([`KeyStore`]), so one `Arc<dyn PersonStore>` serves them all.
 #[async_trait]
-pub trait PersonStore: VisitorStore + AuditStore + PrivacyStore + Send + Sync + Debug {
+pub trait PersonStore:
+    VisitorStore + AuditStore + PrivacyStore + KeyStore + Send + Sync + Debug
+{
     /// Stores a new person with no face samples.
     async fn create_person(&self, fields: &PersonFields) -> Result<Person, StoreError>;
 

@@ -17,7 +17,7 @@ use crate::StoreError;
 use crate::model::now;
 
 /// The newest schema version this build knows; opening migrates every database to it.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// How many pre-migration copies of a SQLite database are kept next to it by default.
 pub const DEFAULT_MIGRATION_BACKUPS: usize = 3;

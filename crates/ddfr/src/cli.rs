@@ -49,4 +49,7 @@ pub enum Command {
     Backup(crate::commands::backup::BackupArgs),
     /// Restore a backup into a data dir (stop `ddfr serve` first).
     Restore(crate::commands::backup::RestoreArgs),
+    /// Manage the API keys offline: create (prints the secret once), list, revoke. A running
+    /// server sees the change at its next start; use /api/keys on a running server.
+    Keys(crate::commands::keys::KeysArgs),
 }

@@ -119,6 +119,12 @@ pub struct ServeArgs {
     #[arg(long, env = "DDFR_MAX_CONNECTIONS", default_value_t = ddfr_server::config::MAX_WS_CONNECTIONS as u16, value_parser = clap::value_parser!(u16).range(1..))]
     pub max_connections: u16,
 
+    /// Most /ws connections one principal (an API key, DDFR_API_TOKEN or DDFR_RECOGNIZE_TOKEN)
+    /// may have open at once; its further handshakes get HTTP 503 `too_many_connections`.
+    /// Without a token (loopback only) only DDFR_MAX_CONNECTIONS applies.
+    #[arg(long, env = "DDFR_MAX_CONNECTIONS_PER_KEY", default_value_t = ddfr_server::config::MAX_WS_CONNECTIONS_PER_KEY as u16, value_parser = clap::value_parser!(u16).range(1..))]
+    pub max_connections_per_key: u16,
+
     /// Most frames per second one /ws connection may send; faster frames are dropped (counted
     /// in `dropped_frames`, no reply).
     #[arg(long, env = "DDFR_WS_MAX_FPS", default_value_t = ddfr_server::config::WS_MAX_FPS, value_parser = clap::value_parser!(u32).range(1..=1000))]
@@ -175,6 +181,7 @@ impl std::fmt::Debug for ServeArgs {
             .field("require_consent", &self.require_consent)
             .field("privacy_notice_version", &self.privacy_notice_version)
             .field("max_connections", &self.max_connections)
+            .field("max_connections_per_key", &self.max_connections_per_key)
             .field("ws_max_fps", &self.ws_max_fps)
             .field("ws_ping_interval", &self.ws_ping_interval)
             .field("ws_pong_timeout", &self.ws_pong_timeout)

@@ -4,6 +4,7 @@ pub mod backup;
 pub mod bench;
 pub mod calibrate;
 pub mod evaluate;
+pub mod keys;
 mod manifest;
 mod recognize;
 pub mod serve;
@@ -24,6 +25,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Calibrate(args) => calibrate::run(&cli.engine, &args),
         Command::Backup(args) => backup::backup(&args),
         Command::Restore(args) => backup::restore(&args),
+        Command::Keys(args) => keys::run(&args),
     }
 }
 

@@ -80,6 +80,7 @@ async fn serve(engine: EngineArgs, args: ServeArgs) -> Result<()> {
     config.allowed_origins = args.allowed_origins.clone();
     config.strict_enrollment = args.strict_enrollment;
     config.max_ws_connections = usize::from(args.max_connections);
+    config.max_ws_connections_per_key = usize::from(args.max_connections_per_key);
     config.ws_max_fps = args.ws_max_fps;
     config.ws_ping_interval = std::time::Duration::from_secs(args.ws_ping_interval);
     config.ws_pong_timeout = std::time::Duration::from_secs(args.ws_pong_timeout);
@@ -110,6 +111,12 @@ async fn serve(engine: EngineArgs, args: ServeArgs) -> Result<()> {
     match load_services(&engine, &args).await {
         Ok(services) => {
             let (n_persons, n_faces) = (services.gallery.n_persons(), services.gallery.n_faces());
+            // The API keys live in the same store; they authenticate from now on.
+            if let Err(error) = state.keys().attach(Arc::clone(&services.store)).await {
+                state.begin_shutdown();
+                server.abort();
+                return Err(error).context("loading the API keys");
+            }
             state.set_ready(services);
             if let Ok(services) = state.services() {
                 tokio::spawn(run_retention(services, state.config().privacy.clone()));
