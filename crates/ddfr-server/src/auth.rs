@@ -209,7 +209,7 @@ fn secure_transport(extensions: &Extensions, headers: &HeaderMap, config: &Serve
 }
 
 /// 429 `too_many_attempts` with `Retry-After` in whole seconds (rounded up).
-fn too_many_attempts(retry_after: Duration) -> Response {
+pub(crate) fn too_many_attempts(retry_after: Duration) -> Response {
     let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
     let mut response = ApiError::too_many_attempts(seconds).into_response();
     response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(seconds.max(1)));
@@ -226,7 +226,7 @@ pub fn tokens_match(presented: &str, expected: &str) -> bool {
 
 /// The credential a request carries and its kind: the bearer header first, else the session
 /// cookie. A non-bearer `Authorization` header counts as a wrong credential.
-fn presented_token(headers: &HeaderMap) -> Option<(Actor, &str)> {
+pub(crate) fn presented_token(headers: &HeaderMap) -> Option<(Actor, &str)> {
     if let Some(value) = headers.get(AUTHORIZATION) {
         let value = value.to_str().unwrap_or("");
         let token = match value.split_once(' ') {
@@ -313,7 +313,7 @@ fn role_of(token: &str, config: &ServerConfig) -> Option<(Role, Principal)> {
 /// The role and principal of a presented token: an environment token, else an API key that
 /// is neither revoked nor expired. Nothing opens without `DDFR_API_TOKEN` configured (then
 /// every route is open anyway).
-fn credential_of(token: &str, state: &AppState) -> Option<(Role, Principal)> {
+pub(crate) fn credential_of(token: &str, state: &AppState) -> Option<(Role, Principal)> {
     let config = state.config();
     config.api_token.as_ref()?;
     let env = role_of(token, config);

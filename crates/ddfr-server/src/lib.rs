@@ -29,6 +29,7 @@ pub mod pipeline;
 pub mod pool;
 pub mod privacy;
 pub mod rest;
+pub mod session;
 pub mod state;
 pub mod storage_fault;
 pub mod tls;
@@ -111,6 +112,7 @@ pub fn router_with_throttle(state: AppState, throttle: Arc<AuthThrottle>) -> Rou
         .route("/api/privacy/policy", get(privacy::policy))
         .route("/api/login", post(auth::login))
         .route("/api/logout", post(auth::logout))
+        .route("/api/session", get(session::session))
         .route("/openapi.json", get(|| async { axum::Json(openapi::openapi_json()) }));
     let api_fallback = Router::new().route(
         "/api/{*rest}",

@@ -2,7 +2,7 @@
 
 use utoipa::OpenApi;
 
-use crate::{audit, auth, keys, privacy, rest, unknowns};
+use crate::{audit, auth, keys, privacy, rest, session, unknowns};
 
 /// The OpenAPI document of the REST API (the `/ws` protocol is described in `docs/websocket.md`).
 #[derive(Debug, OpenApi)]
@@ -11,7 +11,7 @@ use crate::{audit, auth, keys, privacy, rest, unknowns};
     paths(
         rest::create_person, rest::list_persons, rest::get_person, rest::update_person,
         rest::delete_person, rest::add_face, rest::add_faces, rest::list_faces, rest::delete_face, rest::face_crop,
-        rest::recognize, rest::verify, rest::health, auth::login, auth::logout,
+        rest::recognize, rest::verify, rest::health, auth::login, auth::logout, session::session,
         unknowns::list_unknowns, unknowns::unknown_crop, unknowns::delete_unknown,
         unknowns::promote_unknown, audit::list_audit, audit::export_person,
         privacy::add_consent, privacy::list_consents, privacy::withdraw_consent, privacy::policy,

@@ -67,6 +67,7 @@ const OPEN_ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/privacy/policy"),
     ("POST", "/api/login"),
     ("POST", "/api/logout"),
+    ("GET", "/api/session"),
     ("GET", "/openapi.json"),
 ];
 
@@ -311,6 +312,64 @@ async fn the_recognize_key_on_an_admin_route_is_not_a_failed_attempt_but_wrong_k
     let (status, body) = send(&app, request("GET", "/ws", Credential::Bearer(CAMERA))).await;
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS);
     assert_eq!(body["error"]["code"], "too_many_attempts");
+}
+
+#[tokio::test]
+async fn the_session_route_names_each_credentials_role_and_counts_wrong_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, keys) = state_with_keys(dir.path()).await;
+    let app = router_with_throttle(state, Arc::new(AuthThrottle::default()));
+    let session = |credential| {
+        let app = app.clone();
+        async move { send(&app, request("GET", "/api/session", credential)).await }
+    };
+    let (status, body) = session(Credential::None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        body,
+        serde_json::json!({"auth_required": true, "authenticated": false, "role": null, "via": "none"})
+    );
+    let mut cases = vec![
+        (Credential::Cookie(ADMIN), "admin", "cookie"),
+        (Credential::Bearer(ADMIN), "admin", "bearer"),
+        (Credential::Cookie(CAMERA), "recognizer", "cookie"),
+    ];
+    for (role, secret) in &keys {
+        let name = match role {
+            KeyRole::Admin => "admin",
+            KeyRole::Operator => "operator",
+            KeyRole::Recognizer => "recognizer",
+        };
+        cases.push((Credential::Cookie(secret.as_str()), name, "cookie"));
+    }
+    for (credential, role, via) in cases {
+        let (status, body) = session(credential).await;
+        assert_eq!(status, StatusCode::OK, "{credential:?}");
+        assert_eq!(
+            (body["authenticated"].as_bool(), body["role"].as_str()),
+            (Some(true), Some(role))
+        );
+        assert_eq!(body["via"], via, "{credential:?}");
+    }
+    // A wrong cookie is not a session, and guesses here hit the same throttle as elsewhere.
+    for _ in 0..AuthThrottle::MAX_FAILURES {
+        let (status, body) = session(Credential::Cookie("guess")).await;
+        assert_eq!((status, body["authenticated"].as_bool()), (StatusCode::OK, Some(false)));
+    }
+    let (status, body) = session(Credential::Bearer(ADMIN)).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+
+    // Without a token configured (loopback), everyone is the admin.
+    let mut open = config();
+    open.api_token = None;
+    open.recognize_token = None;
+    let (status, body) =
+        send(&app_with(open), request("GET", "/api/session", Credential::None)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        (body["auth_required"].as_bool(), body["role"].as_str()),
+        (Some(false), Some("admin"))
+    );
 }
 
 /// A request from `peer` with an optional `X-Forwarded-For`.
