@@ -4,14 +4,14 @@
 // Helpers of a test crate: a failed unwrap is a failed test, and SKIPPED goes to stdout.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+mod common;
+use common::{load_pack, testdata};
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode, header};
-use ddfr_engine::manifest::Manifest;
-use ddfr_engine::pack::{ModelPack, PackOptions};
-use ddfr_engine::runner::InferenceBackend;
 use ddfr_index::IndexConfig;
 use ddfr_server::{ApiToken, AppState, Gallery, InferencePool, ServerConfig, Services, router};
 use serde_json::{Value, json};
@@ -20,45 +20,13 @@ use tower::ServiceExt;
 /// Largest response body the tests read.
 const MAX_BODY: usize = 16 * 1024 * 1024;
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn testdata() -> Option<PathBuf> {
-    let dir = std::env::var_os("DDFR_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared/testdata"));
-    dir.join("faces").is_dir().then_some(dir)
-}
-
-fn load_pack() -> Option<Arc<ModelPack>> {
-    let models = repo_root().join("models");
-    let lib =
-        std::fs::read_dir(models.join("lib")).ok()?.filter_map(|e| e.ok()).map(|e| e.path()).find(
-            |p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("libonnxruntime.so"))
-            },
-        )?;
-    ddfr_engine::runner::init_ort(&lib).ok()?;
-    let manifest = Manifest::load(&models).ok()?;
-    let options = PackOptions {
-        backend: InferenceBackend::Ort,
-        detector: None,
-        intra_threads: 1,
-        max_concurrent: 2,
-    };
-    ModelPack::load(&manifest, "default", &options).ok().map(Arc::new)
-}
-
 struct Harness {
     app: axum::Router,
     _dir: tempfile::TempDir,
 }
 
 async fn harness(token: Option<&str>) -> Option<Harness> {
-    let Some(pack) = load_pack() else {
+    let Some(pack) = load_pack(2) else {
         println!("SKIPPED: models or ONNX Runtime not set up (run scripts/setup)");
         return None;
     };

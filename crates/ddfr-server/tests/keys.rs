@@ -6,15 +6,15 @@
 // Test code outside `#[test]` functions: a failed unwrap is a failed test.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
-use std::path::{Path, PathBuf};
+mod common;
+use common::load_pack;
+
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode, header};
-use ddfr_engine::manifest::Manifest;
-use ddfr_engine::pack::{ModelPack, PackOptions};
-use ddfr_engine::runner::InferenceBackend;
 use ddfr_index::IndexConfig;
 use ddfr_server::keys::hash_secret;
 use ddfr_server::{
@@ -253,33 +253,6 @@ async fn guessed_keys_are_throttled() {
 
 // ---- A real /ws server (needs the models) ----
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn load_pack() -> Option<Arc<ModelPack>> {
-    let models = std::env::var_os("DDFR_MODELS_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("models"));
-    let lib =
-        std::fs::read_dir(models.join("lib")).ok()?.filter_map(|e| e.ok()).map(|e| e.path()).find(
-            |p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("libonnxruntime.so"))
-            },
-        )?;
-    ddfr_engine::runner::init_ort(&lib).ok()?;
-    let manifest = Manifest::load(&models).ok()?;
-    let options = PackOptions {
-        backend: InferenceBackend::Ort,
-        detector: None,
-        intra_threads: 1,
-        max_concurrent: 2,
-    };
-    ModelPack::load(&manifest, "default", &options).ok().map(Arc::new)
-}
-
 struct Server {
     addr: std::net::SocketAddr,
     app: axum::Router,
@@ -296,7 +269,7 @@ impl Server {
 }
 
 async fn server(per_key: usize) -> Option<Server> {
-    let Some(pack) = load_pack() else {
+    let Some(pack) = load_pack(2) else {
         println!("SKIPPED: models or ONNX Runtime not set up (run scripts/setup)");
         return None;
     };

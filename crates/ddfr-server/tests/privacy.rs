@@ -5,16 +5,16 @@
 // Helpers of a test crate: a failed unwrap is a failed test, and SKIPPED goes to stdout.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+mod common;
+use common::{load_pack, testdata};
+
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode, header};
 use ddfr_core::PersonId;
-use ddfr_engine::manifest::Manifest;
-use ddfr_engine::pack::{ModelPack, PackOptions};
-use ddfr_engine::runner::InferenceBackend;
 use ddfr_index::IndexConfig;
 use ddfr_protocol::Timestamp;
 use ddfr_server::privacy::{LastMatches, PrivacyConfig, flush_last_matches, purge_expired};
@@ -26,38 +26,6 @@ use tower::ServiceExt;
 
 const MAX_BODY: usize = 16 * 1024 * 1024;
 const DAY: i64 = 86_400_000;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn testdata() -> Option<PathBuf> {
-    let dir = std::env::var_os("DDFR_TESTDATA")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("../shared/testdata"));
-    dir.join("faces").is_dir().then_some(dir)
-}
-
-fn load_pack() -> Option<Arc<ModelPack>> {
-    let models = repo_root().join("models");
-    let lib =
-        std::fs::read_dir(models.join("lib")).ok()?.filter_map(|e| e.ok()).map(|e| e.path()).find(
-            |p| {
-                p.file_name()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n.starts_with("libonnxruntime.so"))
-            },
-        )?;
-    ddfr_engine::runner::init_ort(&lib).ok()?;
-    let manifest = Manifest::load(&models).ok()?;
-    let options = PackOptions {
-        backend: InferenceBackend::Ort,
-        detector: None,
-        intra_threads: 1,
-        max_concurrent: 2,
-    };
-    ModelPack::load(&manifest, "default", &options).ok().map(Arc::new)
-}
 
 struct Harness {
     app: axum::Router,
@@ -89,7 +57,7 @@ async fn harness(privacy: PrivacyConfig) -> Option<Harness> {
         println!("SKIPPED: $DDFR_TESTDATA (../shared/testdata) not found");
         return None;
     };
-    let Some(pack) = load_pack() else {
+    let Some(pack) = load_pack(2) else {
         println!("SKIPPED: models or ONNX Runtime not set up (run scripts/setup)");
         return None;
     };

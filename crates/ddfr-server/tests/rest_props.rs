@@ -12,15 +12,14 @@
 // Helpers of a test crate: a failed unwrap is a failed test, and SKIPPED goes to stdout.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
+mod common;
+use common::load_pack;
+
 use std::cell::{Cell, RefCell};
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode, header};
-use ddfr_engine::manifest::Manifest;
-use ddfr_engine::pack::{ModelPack, PackOptions};
-use ddfr_engine::runner::InferenceBackend;
 use ddfr_index::IndexConfig;
 use ddfr_server::{AppState, Gallery, InferencePool, ServerConfig, Services, router};
 use proptest::prelude::*;
@@ -32,27 +31,10 @@ const MAX_BODY: usize = 1024 * 1024;
 /// Generated bodies per property.
 const CASES: u32 = 400;
 
-fn load_pack() -> Option<Arc<ModelPack>> {
-    let models = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../models");
-    let lib = std::fs::read_dir(models.join("lib")).ok()?.filter_map(|e| e.ok()).map(|e| e.path());
-    let lib: PathBuf = lib.into_iter().find(|p| {
-        p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("libonnxruntime.so"))
-    })?;
-    ddfr_engine::runner::init_ort(&lib).ok()?;
-    let manifest = Manifest::load(&models).ok()?;
-    let options = PackOptions {
-        backend: InferenceBackend::Ort,
-        detector: None,
-        intra_threads: 1,
-        max_concurrent: 1,
-    };
-    ModelPack::load(&manifest, "default", &options).ok().map(Arc::new)
-}
-
 /// The router on a fresh SQLite database, and the runtime to drive it; `None` (after printing
 /// SKIPPED) when the models are not set up.
 fn harness() -> Option<(tokio::runtime::Runtime, axum::Router, tempfile::TempDir)> {
-    let Some(pack) = load_pack() else {
+    let Some(pack) = load_pack(1) else {
         println!("SKIPPED: models or ONNX Runtime not set up (run scripts/setup)");
         return None;
     };
