@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod common;
-use common::{load_pack, testdata};
+use common::{MAX_BODY, contains, get, json_request, load_pack, multipart, send, testdata};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,9 +16,6 @@ use ddfr_index::IndexConfig;
 use ddfr_server::{ApiToken, AppState, Gallery, InferencePool, ServerConfig, Services, router};
 use serde_json::{Value, json};
 use tower::ServiceExt;
-
-/// Largest response body the tests read.
-const MAX_BODY: usize = 16 * 1024 * 1024;
 
 struct Harness {
     app: axum::Router,
@@ -59,49 +56,6 @@ async fn harness(token: Option<&str>) -> Option<Harness> {
         visitors: None,
     });
     Some(Harness { app: router(state), _dir: dir })
-}
-
-async fn send(app: &axum::Router, request: Request<Body>) -> (StatusCode, Value, Vec<u8>) {
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = to_bytes(response.into_body(), MAX_BODY).await.unwrap().to_vec();
-    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    (status, value, bytes)
-}
-
-fn json_request(method: &str, uri: &str, body: &Value) -> Request<Body> {
-    Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap()
-}
-
-fn get(uri: &str) -> Request<Body> {
-    Request::builder().uri(uri).body(Body::empty()).unwrap()
-}
-
-fn multipart(uri: &str, files: &[(&str, &[u8])]) -> Request<Body> {
-    const BOUNDARY: &str = "ddfr-test-boundary-7d41";
-    let mut body = Vec::new();
-    for (name, bytes) in files {
-        body.extend_from_slice(
-            format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}.jpg\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-    Request::builder()
-        .method("POST")
-        .uri(uri)
-        .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={BOUNDARY}"))
-        .body(Body::from(body))
-        .unwrap()
 }
 
 /// A photo of the test set's no-face folder.
@@ -515,10 +469,6 @@ fn login(token: &str) -> Request<Body> {
     json_request("POST", "/api/login", &json!({"token": token}))
 }
 
-fn bytes_contain(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|window| window == needle)
-}
-
 fn base64_decode(text: &str) -> Vec<u8> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = Vec::new();
@@ -673,14 +623,11 @@ async fn audit_log_records_every_change_and_the_export_holds_what_is_stored() {
     let db = h._dir.path().join("ddfr.db");
     let mut bytes = std::fs::read(&db).unwrap();
     bytes.extend(std::fs::read(db.with_extension("db-wal")).unwrap_or_default());
-    assert!(!bytes_contain(&bytes, AUDIT_TOKEN.as_bytes()), "the token is in the database");
-    assert!(!bytes_contain(&bytes, &[0xFF, 0xD8, 0xFF]), "JPEG bytes are in the database");
-    assert!(
-        !bytes_contain(&bytes, name.as_bytes()),
-        "the deleted person's name is in the database"
-    );
+    assert!(!contains(&bytes, AUDIT_TOKEN.as_bytes()), "the token is in the database");
+    assert!(!contains(&bytes, &[0xFF, 0xD8, 0xFF]), "JPEG bytes are in the database");
+    assert!(!contains(&bytes, name.as_bytes()), "the deleted person's name is in the database");
     let vector = stored[1].embedding.to_le_bytes();
-    assert!(!bytes_contain(&bytes, &vector[..64]), "an embedding is in the database");
+    assert!(!contains(&bytes, &vector[..64]), "an embedding is in the database");
     ddfr_store::PersonStore::close(&store).await;
 }
 

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod common;
-use common::load_pack;
+use common::{contains, load_pack};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -73,10 +73,6 @@ async fn create_key(app: &axum::Router, body: Value) -> (i64, String) {
     let (status, reply) = send(app, bearer("POST", "/api/keys", ADMIN, Some(body))).await;
     assert_eq!(status, StatusCode::CREATED, "{reply}");
     (reply["key"]["id"].as_i64().unwrap(), reply["secret"].as_str().unwrap().to_owned())
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|window| window == needle)
 }
 
 fn database_bytes(dir: &Path) -> Vec<u8> {

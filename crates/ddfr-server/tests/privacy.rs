@@ -6,7 +6,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod common;
-use common::{load_pack, testdata};
+use common::{MAX_BODY, contains, get, json_request, load_pack, multipart, send, testdata};
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -24,7 +24,6 @@ use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tower::ServiceExt;
 
-const MAX_BODY: usize = 16 * 1024 * 1024;
 const DAY: i64 = 86_400_000;
 
 struct Harness {
@@ -88,51 +87,8 @@ async fn harness(privacy: PrivacyConfig) -> Option<Harness> {
     Some(Harness { app: router(state.clone()), state, dir, data })
 }
 
-async fn send(app: &axum::Router, request: Request<Body>) -> (StatusCode, Value, Vec<u8>) {
-    let response = app.clone().oneshot(request).await.unwrap();
-    let status = response.status();
-    let bytes = to_bytes(response.into_body(), MAX_BODY).await.unwrap().to_vec();
-    let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
-    (status, value, bytes)
-}
-
-fn json_request(method: &str, uri: &str, body: &Value) -> Request<Body> {
-    Request::builder()
-        .method(method)
-        .uri(uri)
-        .header(header::CONTENT_TYPE, "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap()
-}
-
-fn get(uri: &str) -> Request<Body> {
-    Request::builder().uri(uri).body(Body::empty()).unwrap()
-}
-
 fn post(uri: &str) -> Request<Body> {
     Request::builder().method("POST").uri(uri).body(Body::empty()).unwrap()
-}
-
-fn multipart(uri: &str, files: &[(&str, &[u8])]) -> Request<Body> {
-    const BOUNDARY: &str = "ddfr-test-boundary-5c02";
-    let mut body = Vec::new();
-    for (name, bytes) in files {
-        body.extend_from_slice(
-            format!(
-                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}.jpg\"\r\nContent-Type: application/octet-stream\r\n\r\n"
-            )
-            .as_bytes(),
-        );
-        body.extend_from_slice(bytes);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
-    Request::builder()
-        .method("POST")
-        .uri(uri)
-        .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={BOUNDARY}"))
-        .body(Body::from(body))
-        .unwrap()
 }
 
 fn person_body(name: &str) -> Value {
@@ -145,10 +101,6 @@ fn consent_body(subject: &str) -> Value {
         "purpose": "recognise household members at the door",
         "retention_term": "until withdrawn", "recorded_by": "the owner"
     })
-}
-
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|window| window == needle)
 }
 
 async fn create_person(h: &Harness, name: &str) -> i64 {

@@ -44,3 +44,70 @@ pub fn load_pack(max_concurrent: usize) -> Option<Arc<ModelPack>> {
     };
     ModelPack::load(&manifest, "default", &options).ok().map(Arc::new)
 }
+
+/// Largest response body [`send`] reads.
+pub const MAX_BODY: usize = 16 * 1024 * 1024;
+
+/// Runs `request` through `app`: the status, the body as JSON (`null` when it is not JSON) and
+/// the raw bytes.
+pub async fn send(
+    app: &axum::Router,
+    request: axum::http::Request<axum::body::Body>,
+) -> (axum::http::StatusCode, serde_json::Value, Vec<u8>) {
+    use tower::ServiceExt;
+    let response = app.clone().oneshot(request).await.unwrap();
+    let status = response.status();
+    let bytes = axum::body::to_bytes(response.into_body(), MAX_BODY).await.unwrap().to_vec();
+    let value = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+    (status, value, bytes)
+}
+
+/// A request with a JSON body.
+pub fn json_request(
+    method: &str,
+    uri: &str,
+    body: &serde_json::Value,
+) -> axum::http::Request<axum::body::Body> {
+    axum::http::Request::builder()
+        .method(method)
+        .uri(uri)
+        .header(axum::http::header::CONTENT_TYPE, "application/json")
+        .body(axum::body::Body::from(body.to_string()))
+        .unwrap()
+}
+
+/// A `GET` without credentials.
+pub fn get(uri: &str) -> axum::http::Request<axum::body::Body> {
+    axum::http::Request::builder().uri(uri).body(axum::body::Body::empty()).unwrap()
+}
+
+/// A multipart form `POST` with one file part per `(field name, bytes)`.
+pub fn multipart(uri: &str, files: &[(&str, &[u8])]) -> axum::http::Request<axum::body::Body> {
+    const BOUNDARY: &str = "ddfr-test-boundary-7d41";
+    let mut body = Vec::new();
+    for (name, bytes) in files {
+        body.extend_from_slice(
+            format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}.jpg\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    axum::http::Request::builder()
+        .method("POST")
+        .uri(uri)
+        .header(
+            axum::http::header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .body(axum::body::Body::from(body))
+        .unwrap()
+}
+
+/// Whether `needle` occurs in `haystack` (byte searches of database files).
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|window| window == needle)
+}
