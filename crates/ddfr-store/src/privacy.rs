@@ -194,6 +194,21 @@ where
     })
 }
 
+/// Returns [`StoreError::PersonNotFound`] from the enclosing function unless `$person` exists
+/// (checked inside the transaction `$tx`).
+macro_rules! person_must_exist {
+    ($tx:ident, $person:ident) => {
+        if sqlx::query(sql::PERSON_EXISTS)
+            .bind($person.0)
+            .fetch_optional(&mut *$tx)
+            .await?
+            .is_none()
+        {
+            return Err(StoreError::PersonNotFound($person));
+        }
+    };
+}
+
 /// Implements [`PrivacyStore`] for a store type with `pool()` and `begin_write()`: the SQL is
 /// shared, only the pool type differs.
 macro_rules! impl_privacy_store {
@@ -207,14 +222,7 @@ macro_rules! impl_privacy_store {
             ) -> Result<Consent, StoreError> {
                 let recorded_at = now();
                 let mut tx = self.begin_write().await?;
-                let exists = sqlx::query(sql::PERSON_EXISTS)
-                    .bind(person.0)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .is_some();
-                if !exists {
-                    return Err(StoreError::PersonNotFound(person));
-                }
+                person_must_exist!(tx, person);
                 let id: i64 = sqlx::query_scalar(sql::INSERT_CONSENT)
                     .bind(person.0)
                     .bind(&consent.subject)
@@ -233,14 +241,7 @@ macro_rules! impl_privacy_store {
 
             async fn consents(&self, person: PersonId) -> Result<Vec<Consent>, StoreError> {
                 let mut tx = self.pool().begin().await?;
-                let exists = sqlx::query(sql::PERSON_EXISTS)
-                    .bind(person.0)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .is_some();
-                if !exists {
-                    return Err(StoreError::PersonNotFound(person));
-                }
+                person_must_exist!(tx, person);
                 let rows =
                     sqlx::query(sql::CONSENTS_OF_PERSON).bind(person.0).fetch_all(&mut *tx).await?;
                 tx.commit().await?;
@@ -269,14 +270,7 @@ macro_rules! impl_privacy_store {
                 retain_until: Option<Date>,
             ) -> Result<(), StoreError> {
                 let mut tx = self.begin_write().await?;
-                let exists = sqlx::query(sql::PERSON_EXISTS)
-                    .bind(person.0)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                    .is_some();
-                if !exists {
-                    return Err(StoreError::PersonNotFound(person));
-                }
+                person_must_exist!(tx, person);
                 sqlx::query(sql::UPSERT_RETAIN_UNTIL)
                     .bind(person.0)
                     .bind(retain_until.map(|date| date.to_string()))
