@@ -1,10 +1,11 @@
 //! The REST client: same-origin `fetch` with the session cookie, typed with `ddfr-protocol`.
 
 use ddfr_protocol::{
-    BatchEnrollReply, ErrorBody, FaceView, FieldError, Health, NewPerson, PersonList, PersonPatch,
-    PersonView, UnknownList,
+    BatchEnrollReply, ConsentView, CreatedKey, ErrorBody, FaceView, FieldError, Health, KeyList,
+    NewConsent, NewKey, NewPerson, PersonList, PersonPatch, PersonView, PrivacyPolicy, UnknownList,
 };
 use js_sys::{Promise, Uint8Array};
+use serde::Deserialize;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use wasm_bindgen::JsCast;
@@ -150,6 +151,24 @@ pub async fn login(token: &str) -> Result<(), ApiError> {
     send("POST", "/api/login", json_body(&Login { token })?).await.map(|_| ())
 }
 
+/// `GET /api/session`: what the browser's credential (the session cookie) allows.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct Session {
+    /// Whether the server asks for a token at all.
+    pub auth_required: bool,
+    /// Whether this browser presented a valid credential.
+    pub authenticated: bool,
+    /// `admin`, `operator` or `recognizer`; `None` when not authenticated.
+    pub role: Option<String>,
+    /// `cookie`, `bearer` or `none`.
+    pub via: String,
+}
+
+/// `GET /api/session` (open: needs no credential).
+pub async fn session() -> Result<Session, ApiError> {
+    json_of(&send("GET", "/api/session", None).await?).await
+}
+
 /// `POST /api/logout`.
 pub async fn logout() -> Result<(), ApiError> {
     send("POST", "/api/logout", None).await.map(|_| ())
@@ -245,4 +264,44 @@ pub async fn fetch_bytes(path: &str) -> Result<Vec<u8>, ApiError> {
 /// The text at a same-origin URL (the model manifest).
 pub async fn fetch_text(path: &str) -> Result<String, ApiError> {
     text_of(&send("GET", path, None).await?).await
+}
+
+/// `GET /api/keys`: every API key, revoked and expired ones included (admin).
+pub async fn list_keys() -> Result<KeyList, ApiError> {
+    json_of(&send("GET", "/api/keys", None).await?).await
+}
+
+/// `POST /api/keys`: the reply carries the secret, this once.
+pub async fn create_key(key: &NewKey) -> Result<CreatedKey, ApiError> {
+    json_of(&send("POST", "/api/keys", json_body(key)?).await?).await
+}
+
+/// `DELETE /api/keys/{id}`: revokes a key (it stays listed as `revoked`).
+pub async fn revoke_key(id: i64) -> Result<(), ApiError> {
+    send("DELETE", &format!("/api/keys/{id}"), None).await.map(|_| ())
+}
+
+/// `GET /api/privacy/policy` (open).
+pub async fn privacy_policy() -> Result<PrivacyPolicy, ApiError> {
+    json_of(&send("GET", "/api/privacy/policy", None).await?).await
+}
+
+/// `GET /api/persons/{id}/consent`: the person's consent records, oldest first.
+pub async fn list_consents(id: i64) -> Result<Vec<ConsentView>, ApiError> {
+    json_of(&send("GET", &format!("/api/persons/{id}/consent"), None).await?).await
+}
+
+/// `POST /api/persons/{id}/consent`.
+pub async fn record_consent(id: i64, consent: &NewConsent) -> Result<ConsentView, ApiError> {
+    json_of(&send("POST", &format!("/api/persons/{id}/consent"), json_body(consent)?).await?).await
+}
+
+/// `POST /api/persons/{id}/consent/withdraw`: the person is deleted for good.
+pub async fn withdraw_consent(id: i64) -> Result<(), ApiError> {
+    send("POST", &format!("/api/persons/{id}/consent/withdraw"), None).await.map(|_| ())
+}
+
+/// The URL of a person's export archive (a ZIP; admin only).
+pub fn export_url(id: i64) -> String {
+    format!("/api/persons/{id}/export")
 }

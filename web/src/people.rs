@@ -1,5 +1,7 @@
 //! People: the list (search, paging), the create/edit form with the server's field messages,
 //! face samples (upload several photos, capture from the live view, thumbnails, delete).
+//! For an operator key (read-only) the same pages show without any control that changes
+//! something; the admin also gets the privacy section ([`crate::privacy::person_section`]).
 
 use std::cell::Cell;
 use std::rc::Rc;
@@ -35,17 +37,24 @@ pub fn mount_list(root: &Element) {
         .attr("type", "search")
         .attr("placeholder", "Search by name or surname")
         .attr("aria-label", "Search people");
-    let toolbar = El::new("div")
-        .class("toolbar")
-        .child(El::new("h1").text("People"))
-        .child(search.clone())
-        .child(
+    let mut toolbar =
+        El::new("div").class("toolbar").child(El::new("h1").text("People")).child(search.clone());
+    if crate::access().can_write() {
+        toolbar = toolbar.child(
             El::new("a")
                 .attr("href", "#/people/new")
                 .class("button primary")
                 .attr("id", "new-person")
                 .text("New person"),
         );
+    } else {
+        toolbar = toolbar.child(
+            El::new("span")
+                .attr("id", "read-only-note")
+                .class("muted")
+                .text("Read-only: your key may look, not change."),
+        );
+    }
     let list = El::new("ul").attr("id", "people-list").class("people");
     let pager =
         El::new("nav").attr("id", "people-pager").attr("aria-label", "Pages").class("pager");
@@ -354,9 +363,54 @@ pub fn mount_person(root: &Element, id: i64) {
                 return;
             }
         };
-        render_person(&root, &person);
+        if crate::access().can_write() {
+            render_person(&root, &person);
+            crate::privacy::person_section(&root, &person);
+        } else {
+            render_person_read_only(&root, &person);
+        }
         refresh_faces(id).await;
     });
+}
+
+/// The person page for an operator key: the fields shown disabled, the face photos without
+/// controls.
+fn render_person_read_only(root: &Element, person: &PersonView) {
+    let _ = root.append_child(
+        El::new("h1")
+            .attr("id", "person-title")
+            .text(&format!("{} {}", person.name, person.surname))
+            .el(),
+    );
+    let _ = root.append_child(
+        El::new("p")
+            .attr("id", "read-only-note")
+            .class("muted")
+            .text("Read-only: your key may look at this person, not change them.")
+            .el(),
+    );
+    let form = person_form(Some(person));
+    if let Ok(controls) = form.el().query_selector_all("input, select") {
+        for i in 0..controls.length() {
+            if let Some(control) = controls.get(i).and_then(|n| n.dyn_into::<Element>().ok()) {
+                let _ = control.set_attribute("disabled", "");
+            }
+        }
+    }
+    if let Ok(Some(actions)) = form.el().query_selector(".actions") {
+        actions.remove();
+    }
+    let _ = root.append_child(form.el());
+    let kept = match person.retain_until {
+        Some(date) => format!("Kept until {date}."),
+        None => "Kept by the server's retention rule (see Privacy).".to_owned(),
+    };
+    let _ = root.append_child(El::new("p").class("muted").text(&kept).el());
+    let faces = El::new("section")
+        .attr("aria-labelledby", "faces-title")
+        .child(El::new("h2").attr("id", "faces-title").text("Face photos"))
+        .child(El::new("ul").attr("id", "face-grid").class("faces"));
+    let _ = root.append_child(faces.el());
 }
 
 fn render_person(root: &Element, person: &PersonView) {
@@ -440,6 +494,21 @@ fn render_person(root: &Element, person: &PersonView) {
         )
         .child(El::new("p").attr("id", "upload-status").attr("role", "status").class("muted"))
         .child(
+            El::new("p").attr("id", "consent-hint").attr("hidden", "").child(
+                El::new("button")
+                    .attr("type", "button")
+                    .attr("id", "go-to-consent")
+                    .text("Go to \u{201c}Record consent\u{201d}")
+                    .on("click", |event| {
+                        event.prevent_default();
+                        if let Some(first) = by_id::<web_sys::HtmlElement>("f-subject") {
+                            first.scroll_into_view();
+                            let _ = first.focus();
+                        }
+                    }),
+            ),
+        )
+        .child(
             El::new("ul").attr("id", "upload-results").class("results").attr("aria-live", "polite"),
         )
         .child(El::new("ul").attr("id", "face-grid").class("faces"));
@@ -472,6 +541,9 @@ async fn upload_photos(id: i64, files: Vec<web_sys::File>) {
     if let Some(results) = by_id::<Element>("upload-results") {
         clear(&results);
     }
+    if let Some(hint) = by_id::<Element>("consent-hint") {
+        crate::dom::set_hidden(&hint, true);
+    }
     let status = by_id::<Element>("upload-status");
     let set_status = |text: &str| {
         if let Some(status) = &status {
@@ -499,6 +571,12 @@ async fn upload_photos(id: i64, files: Vec<web_sys::File>) {
                 crate::navigate("#/login");
                 return;
             }
+            Err(error) if is_consent_required(&error) => {
+                for file in chunk {
+                    report_failure(&file.name(), CONSENT_NEEDED);
+                }
+                point_at_consent_form();
+            }
             Err(error) => {
                 for file in chunk {
                     report_failure(&file.name(), &error.summary());
@@ -507,8 +585,35 @@ async fn upload_photos(id: i64, files: Vec<web_sys::File>) {
         }
         done += chunk.len();
     }
-    set_status("");
+    let refused_for_consent = by_id::<Element>("consent-hint")
+        .and_then(|e| e.dyn_into::<web_sys::HtmlElement>().ok())
+        .is_some_and(|e| !e.hidden());
+    if !refused_for_consent {
+        set_status("");
+    }
     refresh_faces(id).await;
+}
+
+/// Shown when the server refuses a photo with 409 `consent_required`.
+const CONSENT_NEEDED: &str = "not stored — this server needs a consent record before a face is enrolled. Record the person's consent below (\u{201c}Record consent\u{201d}), then add the photo again.";
+
+fn is_consent_required(error: &ApiError) -> bool {
+    matches!(error, ApiError::Http { status: 409, code, .. } if code == "consent_required")
+}
+
+/// Says why photos were refused and moves the keyboard focus to the consent form.
+fn point_at_consent_form() {
+    if let Some(status) = by_id::<Element>("upload-status") {
+        status.set_text_content(Some(
+            "Consent is required first: fill in \u{201c}Record consent\u{201d} below, then add the photos again.",
+        ));
+    }
+    if let Some(link) = by_id::<Element>("consent-hint") {
+        crate::dom::set_hidden(&link, false);
+    }
+    if let Some(first) = by_id::<web_sys::HtmlElement>("f-subject") {
+        let _ = first.focus();
+    }
 }
 
 /// Photos one batch request may carry (the server's limit).
@@ -571,6 +676,10 @@ fn report_capture(outcome: &Result<ddfr_protocol::FaceView, ApiError>) {
     let name = "Camera capture";
     match outcome {
         Ok(_) => add_result("accepted", &format!("{name}: accepted")),
+        Err(error) if is_consent_required(error) => {
+            report_failure(name, CONSENT_NEEDED);
+            point_at_consent_form();
+        }
         Err(ApiError::Http { code, message, .. }) => {
             report_failure(name, &format!("{code}: {message}"));
         }
@@ -617,17 +726,17 @@ async fn refresh_faces(id: i64) {
                     }
                 });
             });
-        let item = El::new("li")
-            .attr("data-face-id", &face_id.to_string())
-            .child(
-                El::new("img")
-                    .attr("src", &api::face_crop_url(id, face_id))
-                    .attr("alt", &format!("Enrolled face {face_id}"))
-                    .attr("width", "96")
-                    .attr("height", "96")
-                    .attr("loading", "lazy"),
-            )
-            .child(remove);
+        let mut item = El::new("li").attr("data-face-id", &face_id.to_string()).child(
+            El::new("img")
+                .attr("src", &api::face_crop_url(id, face_id))
+                .attr("alt", &format!("Enrolled face {face_id}"))
+                .attr("width", "96")
+                .attr("height", "96")
+                .attr("loading", "lazy"),
+        );
+        if crate::access().can_write() {
+            item = item.child(remove);
+        }
         let _ = grid.append_child(item.el());
     }
 }

@@ -320,7 +320,13 @@ fn card(visitor: &UnknownView, now: f64, state: &Shared) -> El {
                         .text(&sightings_text(visitor.sightings)),
                 )
                 .child(facts)
-                .child(El::new("div").class("actions").child(promote).child(forget)),
+                .child(if crate::access().can_write() {
+                    El::new("div").class("actions").child(promote).child(forget)
+                } else {
+                    El::new("p")
+                        .class("muted")
+                        .text("Read-only: only an admin may add or forget visitors.")
+                }),
         )
         .child(panel)
 }

@@ -1,12 +1,17 @@
 //! The `/ws` connection: opening it, reconnecting with exponential back-off, and turning each
 //! answer into labels, round-trip time and FPS.
+//!
+//! A close with code 1008 (the server revoked or expired the key) or a handshake that never
+//! opened is checked against `GET /api/session`: when the browser is no longer authenticated
+//! the view stops reconnecting and sends the user to the login page with the reason.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
 use ddfr_protocol::FrameReply;
 use wasm_bindgen::JsCast;
-use web_sys::{BinaryType, MessageEvent, WebSocket};
+use wasm_bindgen_futures::spawn_local;
+use web_sys::{BinaryType, CloseEvent, MessageEvent, WebSocket};
 
 use super::Live;
 use super::draw::{draw, render_faces};
@@ -18,6 +23,8 @@ use crate::dom::{listen, log, now_ms, set_timeout, window};
 pub(super) const FIRST_BACKOFF_MS: i32 = 500;
 /// Longest reconnect delay.
 const MAX_BACKOFF_MS: i32 = 10_000;
+/// The close code the server sends when a key is revoked or expires (policy violation).
+const POLICY_VIOLATION: u16 = 1008;
 
 /// The `/ws` connection's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,11 +86,13 @@ pub(super) fn connect(state: &Rc<RefCell<Live>>) {
     });
     let on_close = state.clone();
     let closed_ws = ws.clone();
-    listen(&ws, "close", move |_| {
+    listen(&ws, "close", move |event| {
         let still_current = on_close.borrow().ws.as_ref() == Some(&closed_ws);
         if !still_current {
             return;
         }
+        let code = event.dyn_ref::<CloseEvent>().map_or(0, CloseEvent::code);
+        let never_opened = on_close.borrow().connection == Connection::Connecting;
         {
             let mut s = on_close.borrow_mut();
             s.connection = Connection::Closed;
@@ -92,8 +101,37 @@ pub(super) fn connect(state: &Rc<RefCell<Live>>) {
             s.labels.clear();
             render_stats(&s);
         }
-        schedule_reconnect(&on_close);
+        if code == POLICY_VIOLATION || never_opened {
+            let state = on_close.clone();
+            spawn_local(async move { recheck_session(&state, code).await });
+        } else {
+            schedule_reconnect(&on_close);
+        }
     });
+}
+
+/// After a 1008 close or a refused handshake: when the session no longer authenticates, halt
+/// (no reconnect loop) and go to the login page saying why; otherwise reconnect as usual.
+async fn recheck_session(state: &Rc<RefCell<Live>>, code: u16) {
+    let session = crate::api::session().await;
+    let logged_out = matches!(&session, Ok(s) if s.auth_required && !s.authenticated);
+    if !logged_out {
+        schedule_reconnect(state);
+        return;
+    }
+    {
+        let mut s = state.borrow_mut();
+        s.halted = true;
+        render_stats(&s);
+    }
+    let reason = if code == POLICY_VIOLATION {
+        "The server closed the live connection: this key was revoked or has expired. Log in with a valid key."
+    } else {
+        "The live view needs a login: this browser has no valid session (it ended, or was never made). Log in with a key."
+    };
+    log(&format!("/ws closed ({code}); session no longer valid"));
+    let _ = crate::refresh_session().await;
+    crate::login_with_reason(reason);
 }
 
 fn schedule_reconnect(state: &Rc<RefCell<Live>>) {
@@ -104,7 +142,11 @@ fn schedule_reconnect(state: &Rc<RefCell<Live>>) {
         delay
     };
     let again = state.clone();
-    set_timeout(delay, move || connect(&again));
+    set_timeout(delay, move || {
+        if !again.borrow().halted {
+            connect(&again);
+        }
+    });
 }
 
 /// Handles one answer: labels, round-trip time, FPS.

@@ -172,7 +172,8 @@ fn list_item(label: &Label) -> El {
             item = item.attr(name, &value);
         }
     }
-    if let Some(id) = label.unknown_id {
+    // The Visitors page is for keys that may read it (not a recognizer key).
+    if let Some(id) = label.unknown_id.filter(|_| crate::access().can_read()) {
         item = item.child(
             El::new("a")
                 .class("visitor-link")

@@ -54,6 +54,8 @@ pub struct Live {
     paused: bool,
     ws: Option<WebSocket>,
     connection: Connection,
+    /// Stopped reconnecting because the session is no longer valid (see [`resume`]).
+    halted: bool,
     backoff_ms: i32,
     in_flight: Option<InFlight>,
     labels: Vec<Label>,
@@ -141,6 +143,7 @@ pub fn mount(root: &web_sys::Element, offline_only: bool) {
         paused: false,
         ws: None,
         connection: if offline_only { Connection::Offline } else { Connection::Connecting },
+        halted: false,
         backoff_ms: FIRST_BACKOFF_MS,
         in_flight: None,
         labels: Vec::new(),
@@ -210,6 +213,38 @@ pub fn mount(root: &web_sys::Element, offline_only: bool) {
     render_stats(&state.borrow());
     let looping = state.clone();
     request_animation_frame(move || tick(looping));
+}
+
+/// On logout: closes `/ws` and stops reconnecting until [`resume`].
+pub fn halt() {
+    let Some(state) = live() else { return };
+    let ws = {
+        let mut s = state.borrow_mut();
+        s.halted = true;
+        s.connection = Connection::Closed;
+        s.in_flight = None;
+        s.labels.clear();
+        render_stats(&s);
+        s.ws.take()
+    };
+    if let Some(ws) = ws {
+        let _ = ws.close();
+    }
+}
+
+/// After a new login: reconnects a live view that stopped because its session ended.
+pub fn resume() {
+    let Some(state) = live() else { return };
+    let halted = {
+        let mut s = state.borrow_mut();
+        let halted = s.halted && !s.offline_only;
+        s.halted = false;
+        s.backoff_ms = FIRST_BACKOFF_MS;
+        halted
+    };
+    if halted {
+        connect(&state);
+    }
 }
 
 fn toggle_pause(state: &Rc<RefCell<Live>>) {
