@@ -265,3 +265,21 @@ export async function measure(page, ms) {
     rttMs: b.rttMs,
   };
 }
+
+/**
+ * One REST call with a bearer token, as a script (not the browser) would make it: asserts a 2xx
+ * reply and returns its JSON (`null` for an empty body). `body` may be an object (sent as JSON)
+ * or a FormData.
+ */
+export async function rest(base, token, method, path, body) {
+  const init = { method, headers: { authorization: `Bearer ${token}` } };
+  if (body instanceof FormData) init.body = body;
+  else if (body) {
+    init.body = JSON.stringify(body);
+    init.headers["content-type"] = "application/json";
+  }
+  const response = await fetch(`${base}${path}`, init);
+  const text = await response.text();
+  if (!response.ok) throw new Error(`${method} ${path}: ${response.status} ${text}`);
+  return text ? JSON.parse(text) : null;
+}

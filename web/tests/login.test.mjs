@@ -8,7 +8,17 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { SCREENSHOTS, skipReason, ddfrBinary, makeVideo, photo, startServer, launch, stats } from "./harness.mjs";
+import {
+  SCREENSHOTS,
+  skipReason,
+  ddfrBinary,
+  makeVideo,
+  photo,
+  startServer,
+  launch,
+  stats,
+  rest,
+} from "./harness.mjs";
 
 const skip = skipReason() ?? (ddfrBinary() ? null : "no ddfr binary (cargo build --release -p ddfr)");
 if (skip) console.log(`SKIPPED: ${skip}`);
@@ -24,18 +34,7 @@ let server;
 let video;
 
 /** One REST call with the bearer token, as a script (not the browser) would make it. */
-async function api(method, path, body) {
-  const init = { method, headers: { authorization: `Bearer ${TOKEN}` } };
-  if (body instanceof FormData) init.body = body;
-  else if (body) {
-    init.body = JSON.stringify(body);
-    init.headers["content-type"] = "application/json";
-  }
-  const response = await fetch(`${server.base}${path}`, init);
-  const text = await response.text();
-  assert.ok(response.ok, `${method} ${path}: ${response.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
+const api = (method, path, body) => rest(server.base, TOKEN, method, path, body);
 
 before(async () => {
   if (skip) return;

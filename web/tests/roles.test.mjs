@@ -9,7 +9,16 @@ import assert from "node:assert/strict";
 import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync } from "node:fs";
 import { basename, join } from "node:path";
-import { SCREENSHOTS, skipReason, ddfrBinary, photo, startServer, launch, stats } from "./harness.mjs";
+import {
+  SCREENSHOTS,
+  skipReason,
+  ddfrBinary,
+  photo,
+  startServer,
+  launch,
+  stats,
+  rest,
+} from "./harness.mjs";
 
 const skip = skipReason() ?? (ddfrBinary() ? null : "no ddfr binary (cargo build --release -p ddfr)");
 if (skip) console.log(`SKIPPED: ${skip}`);
@@ -23,18 +32,7 @@ let server;
 let personId;
 
 /** One REST call, as a script would make it; `token` defaults to the admin token. */
-async function api(method, path, body, token = TOKEN) {
-  const init = { method, headers: { authorization: `Bearer ${token}` } };
-  if (body instanceof FormData) init.body = body;
-  else if (body) {
-    init.body = JSON.stringify(body);
-    init.headers["content-type"] = "application/json";
-  }
-  const response = await fetch(`${server.base}${path}`, init);
-  const text = await response.text();
-  assert.ok(response.ok, `${method} ${path}: ${response.status} ${text}`);
-  return text ? JSON.parse(text) : null;
-}
+const api = (method, path, body, token = TOKEN) => rest(server.base, token, method, path, body);
 
 /** Logs the page in with `token` on the login page and waits for the live view. */
 async function login(page, token) {
