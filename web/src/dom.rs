@@ -8,6 +8,20 @@ use wasm_bindgen::JsCast;
 use wasm_bindgen::prelude::*;
 use web_sys::{Document, Element, Event, HtmlElement, HtmlInputElement, HtmlSelectElement, Window};
 
+/// Two-press confirmation of a destructive button (a dialog would block keyboards and tests):
+/// the first press only arms it and shows `confirm` on the button, and returns false; a press
+/// once armed returns true.
+pub fn second_press(armed: &std::cell::Cell<bool>, event: &Event, confirm: &str) -> bool {
+    if armed.get() {
+        return true;
+    }
+    armed.set(true);
+    if let Some(button) = event.target().and_then(|t| t.dyn_into::<Element>().ok()) {
+        button.set_text_content(Some(confirm));
+    }
+    false
+}
+
 /// The browser window. Every page this app runs in has one.
 pub fn window() -> Window {
     web_sys::window().expect_throw("ddfr's web app runs in a browser window")

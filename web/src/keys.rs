@@ -11,7 +11,7 @@ use wasm_bindgen_futures::spawn_local;
 use web_sys::{Element, HtmlInputElement};
 
 use crate::api::{self, ApiError};
-use crate::dom::{El, by_id, clear, listen, set_hidden, value_of, window};
+use crate::dom::{El, by_id, clear, listen, second_press, set_hidden, value_of, window};
 use crate::people::{field, select, show_error};
 
 /// The roles a key may have, most limited first.
@@ -347,10 +347,7 @@ fn render_keys(list: &Element, keys: &[KeyView]) {
 
 /// Revoking takes two presses, like deleting a person.
 fn revoke_clicked(armed: &Rc<Cell<bool>>, id: i64, event: &web_sys::Event) {
-    let Some(button) = event.target().and_then(|t| t.dyn_into::<Element>().ok()) else { return };
-    if !armed.get() {
-        armed.set(true);
-        button.set_text_content(Some("Press again to revoke for good"));
+    if !second_press(armed, event, "Press again to revoke for good") {
         return;
     }
     spawn_local(async move {

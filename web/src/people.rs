@@ -15,7 +15,7 @@ use wasm_bindgen_futures::spawn_local;
 use web_sys::{Element, HtmlInputElement};
 
 use crate::api::{self, ApiError};
-use crate::dom::{El, by_id, clear, listen, value_of};
+use crate::dom::{El, by_id, clear, listen, second_press, value_of};
 
 /// Persons per page.
 const PAGE_SIZE: u32 = 20;
@@ -452,12 +452,7 @@ fn render_person(root: &Element, person: &PersonView) {
         .text("Delete person");
     let armed = Rc::new(Cell::new(false));
     listen(delete.el(), "click", move |event| {
-        let Some(button) = event.target().and_then(|t| t.dyn_into::<Element>().ok()) else {
-            return;
-        };
-        if !armed.get() {
-            armed.set(true);
-            button.set_text_content(Some("Press again to delete for good"));
+        if !second_press(&armed, &event, "Press again to delete for good") {
             return;
         }
         spawn_local(async move {

@@ -6,12 +6,11 @@ use std::cell::Cell;
 use std::rc::Rc;
 
 use ddfr_protocol::{ConsentMethod, ConsentView, NewConsent, PersonPatch, PersonView};
-use wasm_bindgen::JsCast;
 use wasm_bindgen_futures::spawn_local;
 use web_sys::{Element, HtmlInputElement};
 
 use crate::api::{self, ApiError};
-use crate::dom::{El, by_id, clear, listen, value_of};
+use crate::dom::{El, by_id, clear, listen, second_press, value_of};
 use crate::keys::short_time;
 use crate::people::{field, select, show_error};
 
@@ -224,14 +223,8 @@ pub fn person_section(root: &Element, person: &PersonView) {
         .text("Withdraw consent…");
     let armed = Rc::new(Cell::new(false));
     listen(withdraw.el(), "click", move |event| {
-        let Some(button) = event.target().and_then(|t| t.dyn_into::<Element>().ok()) else {
-            return;
-        };
-        if !armed.get() {
-            armed.set(true);
-            button.set_text_content(Some(
-                "Press again: withdraw consent and delete this person for good",
-            ));
+        let confirm = "Press again: withdraw consent and delete this person for good";
+        if !second_press(&armed, &event, confirm) {
             return;
         }
         spawn_local(async move {
