@@ -5,15 +5,16 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod common;
-use common::{MAX_BODY, contains, get, json_request, load_pack, multipart, send, testdata};
+use common::{
+    MAX_BODY, contains, get, json_request, load_pack, multipart, send, services, testdata,
+};
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode, header};
-use ddfr_index::IndexConfig;
-use ddfr_server::{ApiToken, AppState, Gallery, InferencePool, ServerConfig, Services, router};
+use ddfr_server::{ApiToken, AppState, ServerConfig, router};
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
@@ -34,27 +35,10 @@ async fn harness(token: Option<&str>) -> Option<Harness> {
     )))
     .await
     .ok()?;
-    let gallery = Arc::new(
-        Gallery::load(
-            store.as_ref(),
-            pack.embedder_id(),
-            pack.embedding_dim(),
-            IndexConfig::default(),
-        )
-        .await
-        .ok()?,
-    );
-    let min_similarity = pack.min_similarity;
     let mut config = ServerConfig::new(([127, 0, 0, 1], 0).into());
     config.api_token = token.map(ApiToken::new);
     let state = AppState::new(config);
-    state.set_ready(Services {
-        pool: InferencePool::new(pack, 2),
-        store,
-        gallery,
-        min_similarity,
-        visitors: None,
-    });
+    state.set_ready(services(pack, store).await);
     Some(Harness { app: router(state), _dir: dir })
 }
 

@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod common;
-use common::{contains, load_pack};
+use common::{contains, load_pack, services};
 
 use std::path::Path;
 use std::sync::Arc;
@@ -15,12 +15,8 @@ use std::time::{Duration, Instant};
 
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode, header};
-use ddfr_index::IndexConfig;
 use ddfr_server::keys::hash_secret;
-use ddfr_server::{
-    ApiToken, AppState, AuthThrottle, Gallery, InferencePool, ServerConfig, Services,
-    router_with_throttle,
-};
+use ddfr_server::{ApiToken, AppState, AuthThrottle, ServerConfig, router_with_throttle};
 use ddfr_store::{AuditStore, KeyStore, PersonStore, SQLITE_FILE_NAME, SqliteStore};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
@@ -271,14 +267,6 @@ async fn server(per_key: usize) -> Option<Server> {
     };
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(dir.path()).await;
-    let gallery = Gallery::load(
-        store.as_ref(),
-        pack.embedder_id(),
-        pack.embedding_dim(),
-        IndexConfig::default(),
-    )
-    .await
-    .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let mut config = config();
@@ -286,14 +274,7 @@ async fn server(per_key: usize) -> Option<Server> {
     config.max_ws_connections_per_key = per_key;
     config.shutdown_grace = Duration::from_millis(500);
     let state = keyed_state(config, &store).await;
-    let min_similarity = pack.min_similarity;
-    state.set_ready(Services {
-        pool: InferencePool::new(pack, 2),
-        store: store as Arc<dyn PersonStore>,
-        gallery: Arc::new(gallery),
-        min_similarity,
-        visitors: None,
-    });
+    state.set_ready(services(pack, store as Arc<dyn PersonStore>).await);
     let app = router_with_throttle(state.clone(), Arc::default());
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let task = tokio::spawn(async move {

@@ -6,7 +6,9 @@
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod common;
-use common::{MAX_BODY, contains, get, json_request, load_pack, multipart, send, testdata};
+use common::{
+    MAX_BODY, contains, get, json_request, load_pack, multipart, send, services, testdata,
+};
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -15,10 +17,9 @@ use std::sync::Arc;
 use axum::body::{Body, to_bytes};
 use axum::http::{Request, StatusCode, header};
 use ddfr_core::PersonId;
-use ddfr_index::IndexConfig;
 use ddfr_protocol::Timestamp;
 use ddfr_server::privacy::{LastMatches, PrivacyConfig, flush_last_matches, purge_expired};
-use ddfr_server::{AppState, Gallery, InferencePool, ServerConfig, Services, router};
+use ddfr_server::{AppState, ServerConfig, Services, router};
 use ddfr_store::{PersonStore, SqliteStore};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -63,27 +64,10 @@ async fn harness(privacy: PrivacyConfig) -> Option<Harness> {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite:{}", dir.path().join("ddfr.db").display());
     let store = ddfr_store::open_store(&ddfr_store::DatabaseUrl::new(url)).await.unwrap();
-    let gallery = Arc::new(
-        Gallery::load(
-            store.as_ref(),
-            pack.embedder_id(),
-            pack.embedding_dim(),
-            IndexConfig::default(),
-        )
-        .await
-        .unwrap(),
-    );
-    let min_similarity = pack.min_similarity;
     let mut config = ServerConfig::new(([127, 0, 0, 1], 0).into());
     config.privacy = privacy;
     let state = AppState::new(config);
-    state.set_ready(Services {
-        pool: InferencePool::new(pack, 2),
-        store,
-        gallery,
-        min_similarity,
-        visitors: None,
-    });
+    state.set_ready(services(pack, store).await);
     Some(Harness { app: router(state.clone()), state, dir, data })
 }
 

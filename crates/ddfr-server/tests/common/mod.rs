@@ -111,3 +111,27 @@ pub fn multipart(uri: &str, files: &[(&str, &[u8])]) -> axum::http::Request<axum
 pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|window| window == needle)
 }
+
+/// The services `ddfr serve` would build: the gallery loaded from `store` for `pack`'s
+/// embedder, an inference pool of 2 workers, no unknown-visitor registry.
+pub async fn services(
+    pack: Arc<ModelPack>,
+    store: Arc<dyn ddfr_store::PersonStore>,
+) -> ddfr_server::Services {
+    let gallery = ddfr_server::Gallery::load(
+        store.as_ref(),
+        pack.embedder_id(),
+        pack.embedding_dim(),
+        ddfr_index::IndexConfig::default(),
+    )
+    .await
+    .unwrap();
+    let min_similarity = pack.min_similarity;
+    ddfr_server::Services {
+        pool: ddfr_server::InferencePool::new(pack, 2),
+        store,
+        gallery: Arc::new(gallery),
+        min_similarity,
+        visitors: None,
+    }
+}
