@@ -413,6 +413,64 @@ impl ClientLog {
     }
 }
 
+/// What a test watches while it streams: the server's `/proc` figures every `sample_every`
+/// and an `/api/health` poll every 200 ms, until [`Watch::finish`].
+struct Watch {
+    stop: Arc<AtomicBool>,
+    sampler: tokio::task::JoinHandle<Vec<ProcSample>>,
+    poller: tokio::task::JoinHandle<Result<Vec<(Instant, Duration, bool)>>>,
+}
+
+impl Watch {
+    fn start(server: &Server, sample_every: Duration) -> Self {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sampler = tokio::spawn(sample_proc(server.pid(), sample_every, stop.clone()));
+        let poller = tokio::spawn(poll_health(
+            server.url("/api/health"),
+            Duration::from_millis(200),
+            stop.clone(),
+        ));
+        Self { stop, sampler, poller }
+    }
+
+    /// Stops watching: the samples and the health polls.
+    async fn finish(self) -> Result<(Vec<ProcSample>, Vec<(Instant, Duration, bool)>)> {
+        self.stop.store(true, Ordering::Relaxed);
+        Ok((self.sampler.await?, self.poller.await??))
+    }
+}
+
+/// Connects `cameras` paced clients at `fps` for `duration`, the k-th starting at frame
+/// k·len/cameras so they show different positions.
+async fn spawn_cameras(
+    server: &Server,
+    grid: &Grid,
+    cameras: usize,
+    fps: f64,
+    duration: Duration,
+) -> Result<Vec<tokio::task::JoinHandle<Result<ClientLog>>>> {
+    let mut tasks = Vec::new();
+    for k in 0..cameras {
+        let (ws, _) = tokio_tungstenite::connect_async(server.ws_url()).await?;
+        let first = k * grid.frames.len() / cameras;
+        tasks.push(tokio::spawn(paced_client(ws, grid.frames.clone(), fps, first, duration)));
+    }
+    Ok(tasks)
+}
+
+/// Waits for the cameras; their logs, and the frames sent and answered by all of them.
+async fn join_cameras(
+    tasks: Vec<tokio::task::JoinHandle<Result<ClientLog>>>,
+) -> Result<(Vec<ClientLog>, usize, usize)> {
+    let mut logs = Vec::new();
+    for task in tasks {
+        logs.push(task.await??);
+    }
+    let sent = logs.iter().map(|l| l.sent.len()).sum();
+    let answered = logs.iter().map(|l| l.answers.len()).sum();
+    Ok((logs, sent, answered))
+}
+
 /// A camera: sends frames at `fps` whatever the replies (starting with frame `first`) for
 /// `duration`, then a text end marker, and reads every reply until the marker's `null`.
 async fn paced_client(
@@ -500,28 +558,12 @@ async fn soak_four_clients_at_20_fps_keep_memory_flat_and_health_fast() -> Resul
     let server = start(&[], None).await?;
     let grid = Grid::enroll_and_calibrate(&server, &data).await?;
     let before = health(&server).await?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let sampler = tokio::spawn(sample_proc(server.pid(), Duration::from_secs(1), stop.clone()));
-    let poller = tokio::spawn(poll_health(
-        server.url("/api/health"),
-        Duration::from_millis(200),
-        stop.clone(),
-    ));
+    let watch = Watch::start(&server, Duration::from_secs(1));
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for k in 0..clients {
-        let (ws, _) = tokio_tungstenite::connect_async(server.ws_url()).await?;
-        let first = k * grid.frames.len() / clients;
-        tasks.push(tokio::spawn(paced_client(ws, grid.frames.clone(), fps, first, duration)));
-    }
-    let mut logs = Vec::new();
-    for task in tasks {
-        logs.push(task.await??);
-    }
+    let tasks = spawn_cameras(&server, &grid, clients, fps, duration).await?;
+    let (logs, sent, answered) = join_cameras(tasks).await?;
     let ended = Instant::now();
-    stop.store(true, Ordering::Relaxed);
-    let samples = sampler.await?;
-    let polls = poller.await??;
+    let (samples, polls) = watch.finish().await?;
     let after = health(&server).await?;
 
     let steady_from = started + warm_up;
@@ -540,8 +582,6 @@ async fn soak_four_clients_at_20_fps_keep_memory_flat_and_health_fast() -> Resul
         .filter(|(at, _)| *at >= steady_from)
         .map(|(_, latency)| latency)
         .collect();
-    let sent: usize = logs.iter().map(|l| l.sent.len()).sum();
-    let answered: usize = logs.iter().map(|l| l.answers.len()).sum();
     let named = logs
         .iter()
         .flat_map(|l| &l.answers)
@@ -663,20 +703,9 @@ async fn overload_at_three_times_capacity_sheds_frames_and_recovers() -> Result<
     let offered = fps * cameras as f64;
     let rss_base = proc_sample(server.pid()).context("/proc")?;
     let before = health(&server).await?;
-    let stop = Arc::new(AtomicBool::new(false));
-    let sampler = tokio::spawn(sample_proc(server.pid(), Duration::from_millis(500), stop.clone()));
-    let poller = tokio::spawn(poll_health(
-        server.url("/api/health"),
-        Duration::from_millis(200),
-        stop.clone(),
-    ));
+    let watch = Watch::start(&server, Duration::from_millis(500));
     let started = Instant::now();
-    let mut tasks = Vec::new();
-    for k in 0..cameras {
-        let (ws, _) = tokio_tungstenite::connect_async(server.ws_url()).await?;
-        let first = k * grid.frames.len() / cameras;
-        tasks.push(tokio::spawn(paced_client(ws, grid.frames.clone(), fps, first, overload_for)));
-    }
+    let tasks = spawn_cameras(&server, &grid, cameras, fps, overload_for).await?;
     // A probe connects and starts its round trips the moment the cameras stop sending (an
     // idle connection open all along would have to answer pings meanwhile).
     let probe_grid = grid.clone();
@@ -691,18 +720,11 @@ async fn overload_at_three_times_capacity_sheds_frames_and_recovers() -> Result<
         }
         anyhow::Ok((stopped, trips))
     });
-    let mut logs = Vec::new();
-    for task in tasks {
-        logs.push(task.await??);
-    }
+    let (logs, sent, answered) = join_cameras(tasks).await?;
     let (stopped, trips) = probe_task.await??;
-    stop.store(true, Ordering::Relaxed);
-    let samples = sampler.await?;
-    let polls = poller.await??;
+    let (samples, polls) = watch.finish().await?;
     let after = health(&server).await?;
 
-    let sent: usize = logs.iter().map(|l| l.sent.len()).sum();
-    let answered: usize = logs.iter().map(|l| l.answers.len()).sum();
     let dropped = counter(&after, "dropped_frames") - counter(&before, "dropped_frames");
     let steady_from = started + settle;
     let steady_to = started + overload_for;
