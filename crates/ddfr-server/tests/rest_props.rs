@@ -303,6 +303,19 @@ fn malformed_body() -> impl Strategy<Value = Vec<u8>> {
     ]
 }
 
+/// Person bodies (for a PATCH when `patch`) with their class, and malformed bytes: the bytes,
+/// whether they must be accepted or refused, and the fields they were built from.
+fn bodies(patch: bool) -> impl Strategy<Value = (Vec<u8>, Class, Option<Vec<Field>>)> {
+    prop_oneof![
+        5 => person_body(patch).prop_map(|(fields, extra)| {
+            let class = fields.iter().map(|f| f.class).max().unwrap_or(Class::Valid);
+            let class = if extra.is_some() { Class::Invalid } else { class };
+            (to_json(&fields, &extra).to_string().into_bytes(), class, Some(fields))
+        }),
+        1 => malformed_body().prop_map(|bytes| (bytes, Class::Invalid, None)),
+    ]
+}
+
 fn runner() -> TestRunner {
     TestRunner::new(Config { cases: CASES, failure_persistence: None, ..Config::default() })
 }
@@ -313,14 +326,7 @@ fn runner() -> TestRunner {
 fn created_persons_round_trip_and_invalid_bodies_get_422() {
     let Some((runtime, app, _dir)) = harness() else { return };
     let (created, refused) = (Cell::new(0u32), Cell::new(0u32));
-    let strategy = prop_oneof![
-        5 => person_body(false).prop_map(|(fields, extra)| {
-            let class = fields.iter().map(|f| f.class).max().unwrap_or(Class::Valid);
-            let class = if extra.is_some() { Class::Invalid } else { class };
-            (to_json(&fields, &extra).to_string().into_bytes(), class, Some(fields))
-        }),
-        1 => malformed_body().prop_map(|bytes| (bytes, Class::Invalid, None)),
-    ];
+    let strategy = bodies(false);
     runner()
         .run(&strategy, |(body, class, fields)| {
             let (status, reply) = send(&runtime, &app, "POST", "/api/persons", body);
@@ -375,14 +381,7 @@ fn patches_apply_exactly_their_fields_or_change_nothing() {
     let uri = format!("/api/persons/{}", created["id"]);
     let person = RefCell::new(created);
     let (applied, refused) = (Cell::new(0u32), Cell::new(0u32));
-    let strategy = prop_oneof![
-        5 => person_body(true).prop_map(|(fields, extra)| {
-            let class = fields.iter().map(|f| f.class).max().unwrap_or(Class::Valid);
-            let class = if extra.is_some() { Class::Invalid } else { class };
-            (to_json(&fields, &extra).to_string().into_bytes(), class, Some(fields))
-        }),
-        1 => malformed_body().prop_map(|bytes| (bytes, Class::Invalid, None)),
-    ];
+    let strategy = bodies(true);
     runner()
         .run(&strategy, |(body, class, fields)| {
             let (status, reply) = send(&runtime, &app, "PATCH", &uri, body);
