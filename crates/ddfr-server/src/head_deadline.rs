@@ -77,11 +77,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for HeadDeadline<T> {
         }
         let before = buf.filled().len();
         let result = Pin::new(&mut this.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = result {
-            let filled = buf.filled()[before..].to_vec();
-            if this.scan(&filled) {
-                this.deadline = None;
-            }
+        if let Poll::Ready(Ok(())) = result
+            && this.scan(&buf.filled()[before..])
+        {
+            this.deadline = None;
         }
         result
     }
