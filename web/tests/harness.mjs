@@ -221,8 +221,8 @@ export async function startStaticServer() {
   };
 }
 
-/** Headless chromium whose camera plays `video`. */
-export async function launch(video, viewport = { width: 1280, height: 900 }) {
+/** Headless chromium whose camera plays `video`, with `extraArgs` on its command line. */
+export async function launch(video, viewport = { width: 1280, height: 900 }, extraArgs = []) {
   const args = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--no-first-run", "--use-fake-ui-for-media-stream",
@@ -232,6 +232,7 @@ export async function launch(video, viewport = { width: 1280, height: 900 }) {
     "--disable-backgrounding-occluded-windows",
   ];
   if (video) args.push(`--use-file-for-fake-video-capture=${video}`);
+  args.push(...extraArgs);
   const browser = await chromium.launch({ executablePath: CHROMIUM, args, headless: true, timeout: HEALTH_TIMEOUT_MS });
   const context = await browser.newContext({ viewport });
   context.setDefaultTimeout(ACTION_TIMEOUT_MS);
