@@ -256,7 +256,7 @@ async fn web_root_explains_when_the_app_is_not_built() {
     let state = AppState::new(ServerConfig::new(([127, 0, 0, 1], 0).into()));
     let (status, _, bytes) = send(&router(state), get("/")).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(String::from_utf8_lossy(&bytes).contains("trunk build"));
+    assert!(String::from_utf8_lossy(&bytes).contains("scripts/build"));
 }
 
 /// `photo` followed by zeros up to `len` bytes: a decodable JPEG (decoders stop at its end
