@@ -17,8 +17,10 @@ use ddfr_e2e::{
     Server, ServerOptions, add_face, create_person, identity_photos, jpeg_frame, read_rgb, testdata,
 };
 use futures_util::{SinkExt, StreamExt};
+use hmac::{Hmac, Mac};
 use rumqttc::{AsyncClient, Event, MqttOptions, Packet, QoS};
 use serde_json::Value;
+use sha2::Sha256;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::Message;
@@ -91,6 +93,75 @@ impl Proxy {
 
     fn set_up(&self, up: bool) {
         self.up.send_replace(up);
+    }
+}
+
+/// The webhook secret of the end-to-end server.
+const WEBHOOK_SECRET: &str = "e2e webhook secret";
+
+/// Each webhook POST: its `X-DDFR-Signature` and body.
+type Posts = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+/// A minimal HTTP/1.1 webhook receiver: records each POST's `X-DDFR-Signature` and body and
+/// answers 200.
+struct Hook {
+    port: u16,
+    received: Posts,
+}
+
+impl Hook {
+    async fn start() -> Result<Self> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let port = listener.local_addr()?.port();
+        let received: Posts = Arc::default();
+        let sink = Arc::clone(&received);
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let sink = Arc::clone(&sink);
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    loop {
+                        // One request: the head, then Content-Length bytes of body.
+                        let head_end = loop {
+                            if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
+                                break end + 4;
+                            }
+                            let mut chunk = [0u8; 4096];
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                            }
+                        };
+                        let head =
+                            String::from_utf8_lossy(&buffer[..head_end]).to_ascii_lowercase();
+                        let header = |name: &str| {
+                            head.lines().find_map(|l| {
+                                l.strip_prefix(&format!("{name}:")).map(|v| v.trim().to_owned())
+                            })
+                        };
+                        let length: usize =
+                            header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
+                        let signature = header("x-ddfr-signature").unwrap_or_default();
+                        while buffer.len() < head_end + length {
+                            let mut chunk = [0u8; 4096];
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => buffer.extend_from_slice(&chunk[..n]),
+                            }
+                        }
+                        let body = buffer[head_end..head_end + length].to_vec();
+                        buffer.drain(..head_end + length);
+                        sink.lock().unwrap().push((signature, body));
+                        let reply = b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n";
+                        if socket.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Ok(Self { port, received })
     }
 }
 
@@ -290,6 +361,7 @@ async fn home_assistant_sees_arrivals_presence_strangers_departures_and_deletion
     let ha = format!("ha-e2e-{run}");
     let node = prefix.clone();
     let proxy = Proxy::start().await?;
+    let hook = Hook::start().await?;
     let watcher = Watcher::start(&[format!("{prefix}/#"), format!("{ha}/#")]).await?;
     let mut env = models_env();
     env.extend([
@@ -298,6 +370,8 @@ async fn home_assistant_sees_arrivals_presence_strangers_departures_and_deletion
         ("DDFR_HA_DISCOVERY_PREFIX".to_owned(), ha.clone()),
         ("DDFR_AWAY_AFTER".to_owned(), "6s".to_owned()),
         ("DDFR_UNKNOWN_EVENT_DELAY".to_owned(), "3s".to_owned()),
+        ("DDFR_WEBHOOK_URL".to_owned(), format!("http://127.0.0.1:{}/hook", hook.port)),
+        ("DDFR_WEBHOOK_SECRET".to_owned(), WEBHOOK_SECRET.to_owned()),
     ]);
     let server = Server::start_with(ServerOptions { env, ..Default::default() }).await?;
     let status = format!("{prefix}/status");
@@ -540,6 +614,29 @@ async fn home_assistant_sees_arrivals_presence_strangers_departures_and_deletion
     assert!(!states.keys().any(|t| t.contains(&format!("/person/{katy}/"))), "{states:?}");
     // Obama was seen again during the outage, so he is home again: retained either way.
     assert!(states.contains_key(&presence(obama)), "{states:?}");
+
+    // The webhook got every event too, each signed with the secret over its exact body.
+    let n_events = watcher.events(&prefix).len();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while hook.received.lock().unwrap().len() < n_events && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let received = hook.received.lock().unwrap().clone();
+    assert_eq!(received.len(), n_events, "one POST per event");
+    for (signature, body) in &received {
+        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(WEBHOOK_SECRET.as_bytes())?;
+        mac.update(body);
+        assert_eq!(signature, &hex::encode(mac.finalize().into_bytes()));
+        let event: Value = serde_json::from_slice(body)?;
+        assert!(["recognized", "unknown", "left"].contains(&event["type"].as_str().unwrap_or("")));
+    }
+    let mqtt_bodies: Vec<Value> = watcher.events(&prefix).into_iter().map(|(_, e)| e).collect();
+    let hook_bodies: Vec<Value> =
+        received.iter().map(|(_, body)| serde_json::from_slice(body)).collect::<Result<_, _>>()?;
+    assert_eq!(hook_bodies, mqtt_bodies, "the same events, in the same order");
+    let webhook = &health(&server).await?["events"]["webhook"];
+    assert_eq!(webhook["delivered"].as_u64(), Some(n_events as u64), "{webhook}");
+    assert_eq!(webhook["dropped"], 0);
 
     // Clean up the broker: drop every retained message of this run (the last will too).
     drop(server);
