@@ -336,15 +336,28 @@ async fn an_invalid_camera_name_refuses_the_handshake_with_a_clear_error() -> Re
     }
     // A valid name is accepted and listed in the health reply while connected.
     let ws = connect(&server, "Back_Yard-2").await?;
-    let cameras = health(&server).await?["cameras"].clone();
-    assert_eq!(cameras, serde_json::json!([{"name": "Back_Yard-2", "connections": 1}]));
+    wait_cameras(&server, serde_json::json!([{"name": "Back_Yard-2", "connections": 1}])).await?;
     drop(ws);
     let plain = tokio_tungstenite::connect_async(server.ws_url()).await?.0;
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let cameras = health(&server).await?["cameras"].clone();
-    assert_eq!(cameras, serde_json::json!([{"name": "default", "connections": 1}]));
+    wait_cameras(&server, serde_json::json!([{"name": "default", "connections": 1}])).await?;
     drop(plain);
     Ok(())
+}
+
+/// Polls `/api/health` until its `cameras` are `expected` (a connection is counted once the
+/// upgrade completed, and uncounted once the server saw it close).
+async fn wait_cameras(server: &Server, expected: Value) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let cameras = health(server).await?["cameras"].clone();
+        if cameras == expected {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("cameras {cameras}, expected {expected}");
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
 }
 
 #[tokio::test]
@@ -418,11 +431,11 @@ async fn home_assistant_sees_arrivals_presence_strangers_departures_and_deletion
     let mut hall = connect(&server, "hall").await?;
     let katy_frames = clip_of(&data, "katy_perry")?;
     stream(&mut hall, &katy_frames, Duration::from_secs(2)).await?;
-    let cameras = health(&server).await?["cameras"].clone();
-    assert_eq!(
-        cameras,
-        serde_json::json!([{"name": "door", "connections": 1}, {"name": "hall", "connections": 1}])
-    );
+    wait_cameras(
+        &server,
+        serde_json::json!([{"name": "door", "connections": 1}, {"name": "hall", "connections": 1}]),
+    )
+    .await?;
     watcher
         .wait("both home", Duration::from_secs(5), |w| {
             w.last(&presence(obama)).as_deref() == Some("home")
