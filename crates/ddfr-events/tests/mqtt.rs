@@ -254,7 +254,10 @@ async fn home_assistant_follows_presence_renames_deletions_restarts_and_outages(
     assert!(events.health().mqtt.connects >= 2);
     assert_eq!(events.health().dropped_updates, 0);
 
-    // Clean up this run's retained messages.
+    // Clean up this run's retained messages, the last will included: cut the proxy for good
+    // (the broker publishes `offline`), then clear every retained topic.
+    up.send_replace(false);
+    wait("offline at the end", || last(&log, &status).as_deref() == Some("offline")).await;
     drop(events);
     let topics: Vec<String> = log.lock().unwrap().iter().map(|(_, t, _)| t.clone()).collect();
     for topic in topics.iter().filter(|t| !t.ends_with("/events") && !t.ends_with("/event")) {
