@@ -60,6 +60,7 @@ fn row(label: &str, value: String) -> El {
 fn table(id: &str, caption: &str, rows: Vec<El>) -> El {
     El::new("table")
         .attr("id", id)
+        .class("status-table")
         .child(El::new("caption").text(caption))
         .child(El::new("tbody").children(rows))
 }
