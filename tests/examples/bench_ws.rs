@@ -3,8 +3,9 @@
 //! `cargo build --release -p ddfr && cargo run --release -p ddfr-e2e --example bench_ws`
 //! (`DDFR_BENCH_SECONDS`, default 10, per scenario). Frames are 640×480 JPEG q80 composed from
 //! `$DDFR_TESTDATA` photos. Scenarios: `one` (1 client × 1 face), `five` (1 client × 5 faces),
-//! `crops` (crops mode with 1 face), `clients2` and `clients4` (2 and 4 clients × 1 face), and
-//! `startup` (start-up to healthy with 10,000 stored face samples).
+//! `crops` (crops mode with 1 face), `clients2` and `clients4` (2 and 4 clients × 1 face),
+//! `uhd` (3840×2160 JPEG q80 with 1 face, as a 4K camera sends), `png1080` (1920×1080 PNG with
+//! 1 face) and `startup` (start-up to healthy with 10,000 stored face samples).
 //!
 //! Options after `--`: `--workers N` and `--intra-threads N` (passed to `ddfr serve`; default:
 //! the server's own), `--scenarios one,clients4` (default: all). The server's per-connection
@@ -31,7 +32,8 @@ use tokio_tungstenite::tungstenite::Message;
 /// Face samples inserted for the start-up measurement.
 const STARTUP_SAMPLES: usize = 10_000;
 /// Every scenario, in the order they run.
-const SCENARIOS: [&str; 6] = ["one", "five", "crops", "clients2", "clients4", "startup"];
+const SCENARIOS: [&str; 8] =
+    ["one", "five", "crops", "clients2", "clients4", "uhd", "png1080", "startup"];
 
 /// The command line after `--`.
 #[derive(Debug)]
@@ -156,6 +158,17 @@ async fn main() -> Result<()> {
             lines.join(", ")
         );
     }
+    for (scenario, label, width, height, format) in [
+        ("uhd", "3840x2160 JPEG, 1 face", 3840, 2160, image::ImageFormat::Jpeg),
+        ("png1080", "1920x1080 PNG, 1 face", 1920, 1080, image::ImageFormat::Png),
+    ] {
+        if options.runs(scenario) {
+            let frames = large_frames(&faces, width, height, format)?;
+            let bytes = frames.iter().map(|f| f.bytes.len()).sum::<usize>() / frames.len();
+            let stats = stream(server.ws_url(), frames, duration).await?;
+            println!("{} (mean {} KB per frame)", stats.line(label), bytes / 1024);
+        }
+    }
     drop(server);
 
     if options.runs("startup") {
@@ -186,6 +199,39 @@ async fn main() -> Result<()> {
 }
 
 /// Crops-mode messages for the one-face frames: boxes from a full-frame pass, crops with a 40 %
+/// One frame per face photo: `width`×`height`, grey, the photo scaled into the middle two
+/// fifths (a person a few metres from a door camera), encoded as `format` (JPEG at q80).
+fn large_frames(
+    faces: &[image::RgbImage],
+    width: u32,
+    height: u32,
+    format: image::ImageFormat,
+) -> Result<Vec<BenchFrame>> {
+    faces
+        .iter()
+        .zip(ddfr_e2e::bench::IDENTITIES)
+        .map(|(face, identity)| {
+            let inner =
+                ddfr_e2e::compose_frame(std::slice::from_ref(face), width * 2 / 5, height * 2 / 5);
+            let mut frame = image::RgbImage::from_pixel(width, height, image::Rgb([96, 96, 96]));
+            image::imageops::replace(
+                &mut frame,
+                &inner,
+                i64::from(width * 3 / 10),
+                i64::from(height * 3 / 10),
+            );
+            let bytes = if format == image::ImageFormat::Jpeg {
+                encode_jpeg(&frame, 80)?
+            } else {
+                let mut out = std::io::Cursor::new(Vec::new());
+                image::DynamicImage::ImageRgb8(frame).write_to(&mut out, format)?;
+                out.into_inner()
+            };
+            Ok(BenchFrame { bytes, identities: vec![identity.to_owned()] })
+        })
+        .collect()
+}
+
 /// margin, JPEG q90, no landmarks (the server detects inside the crop).
 async fn crops_messages(
     server: &Server,

@@ -28,7 +28,19 @@ pub fn testdata() -> Option<PathBuf> {
     let dir = std::env::var_os("DDFR_TESTDATA")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("../shared/testdata"));
-    dir.join("faces").is_dir().then_some(dir)
+    let found = dir.join("faces").is_dir().then_some(dir.clone());
+    required_in_ci(found, &format!("the shared test data ({})", dir.display()))
+}
+
+/// In CI (`CI` set, as `.ci/run` runs), what CI is supposed to have must be there: a missing
+/// fixture is a broken setup and fails the test instead of letting it print SKIPPED.
+fn required_in_ci<T>(found: Option<T>, what: &str) -> Option<T> {
+    if found.is_none() && std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false") {
+        panic!(
+            "CI is set but {what} is missing: the CI setup is broken (a local run would print SKIPPED)"
+        );
+    }
+    found
 }
 
 /// The `ddfr` binary: `$DDFR_BIN`, else the one next to this test's own executable (same

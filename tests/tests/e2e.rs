@@ -326,12 +326,12 @@ async fn auth_origin_limits_and_backpressure() -> Result<()> {
     assert!(replies <= burst, "{replies} replies for {burst} frames");
     assert_eq!(roundtrip(&mut ws, frame.clone()).await?["status"], "ok");
 
-    // A message over 2 MiB closes the connection with 1009. The server closes as soon as it has
+    // A message over 8 MiB (the default DDFR_WS_MAX_MESSAGE_BYTES) closes the connection with 1009. The server closes as soon as it has
     // read the frame header, so the client may still be writing the payload: TCP then resets
     // the connection and the close frame can be lost with it. A reset while sending is accepted
     // as the server cutting the connection (known race, see docs/websocket.md); any reply other
     // than a close or a reset fails the test.
-    let sent = ws.send(Message::binary(vec![0xFFu8; 2 * 1024 * 1024 + 1])).await;
+    let sent = ws.send(Message::binary(vec![0xFFu8; 8 * 1024 * 1024 + 1])).await;
     if sent.is_ok() {
         let mut code = None;
         let mut reset = false;

@@ -50,7 +50,7 @@ async fn broker_or_skip() -> bool {
         .is_ok_and(|r| r.is_ok());
     if !reachable {
         assert!(
-            std::env::var_os("CI").is_none(),
+            !std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false"),
             "CI is set but no MQTT broker answers on {BROKER}"
         );
         println!("SKIPPED: no MQTT broker on {BROKER}");

@@ -25,8 +25,18 @@ export const ACTION_TIMEOUT_MS = 90_000;
 /** How long a server may take to load its models and answer /api/health. */
 const HEALTH_TIMEOUT_MS = 180_000;
 
-/** Why the browser tests cannot run here, or null. */
+/**
+ * Why the browser tests cannot run here, or null. In CI (`CI` set) a missing build, browser or
+ * fixture is a broken setup: it throws instead of letting the tests print SKIPPED.
+ */
 export function skipReason() {
+  const reason = missingForBrowserTests();
+  const ci = process.env.CI && process.env.CI !== "false";
+  if (reason && ci) throw new Error(`CI is set but the browser tests cannot run: ${reason}`);
+  return reason;
+}
+
+function missingForBrowserTests() {
   if (!existsSync(join(DIST, "index.html"))) return "web/dist is not built (run trunk build --release)";
   if (!existsSync(join(TESTDATA, "faces"))) return `test data not found at ${TESTDATA}`;
   if (!existsSync(CHROMIUM)) return `no chromium at ${CHROMIUM} (run scripts/setup-web)`;
@@ -221,8 +231,8 @@ export async function startStaticServer() {
   };
 }
 
-/** Headless chromium whose camera plays `video`. */
-export async function launch(video, viewport = { width: 1280, height: 900 }) {
+/** Headless chromium whose camera plays `video`, with `extraArgs` on its command line. */
+export async function launch(video, viewport = { width: 1280, height: 900 }, extraArgs = []) {
   const args = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
     "--disable-component-update", "--no-first-run", "--use-fake-ui-for-media-stream",
@@ -232,6 +242,7 @@ export async function launch(video, viewport = { width: 1280, height: 900 }) {
     "--disable-backgrounding-occluded-windows",
   ];
   if (video) args.push(`--use-file-for-fake-video-capture=${video}`);
+  args.push(...extraArgs);
   const browser = await chromium.launch({ executablePath: CHROMIUM, args, headless: true, timeout: HEALTH_TIMEOUT_MS });
   const context = await browser.newContext({ viewport });
   context.setDefaultTimeout(ACTION_TIMEOUT_MS);

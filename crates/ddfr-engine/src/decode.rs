@@ -1,10 +1,18 @@
 //! Turning untrusted bytes into RGB pixels, safely.
 //!
 //! Only JPEG, PNG and WebP are accepted, recognised by their magic bytes before any decoder
-//! runs; the declared dimensions are read from the header and checked before pixels are
-//! allocated; the decoder itself runs under `image`'s allocation limits.
+//! runs; the declared dimensions are read from the header and checked (each side and the
+//! pixel budget) before pixels are allocated; the decoder itself runs under `image`'s
+//! allocation limits; a JPEG's scan count is capped; and the decoder reads its input through a
+//! [`DeadlineReader`] that fails the decode once the per-decode time bound has passed.
+//!
+//! Decode time is bounded twice: by the work caps (pixels × scans: a JPEG decoder's work is
+//! proportional to both, and JPEG decoders read their whole input before decoding), and by the
+//! deadline, which interrupts the streaming decoders (PNG, lossy and lossless WebP) between two
+//! reads of input — so a compressed stream that inflates slowly cannot hold a worker past it.
 
-use std::io::Cursor;
+use std::io::{BufRead, Cursor, Read, Seek, SeekFrom};
+use std::time::{Duration, Instant};
 
 use image::{DynamicImage, ImageDecoder, ImageFormat, ImageReader, Limits, RgbImage};
 
@@ -59,37 +67,104 @@ pub struct DecodeLimits {
     /// Most scans (start-of-scan markers) a JPEG may have: a baseline JPEG has one, a
     /// progressive one about ten; hundreds are a decode-time bomb.
     pub max_jpeg_scans: u32,
+    /// Most declared pixels (`width * height`): the decoder's memory and time grow with it.
+    pub max_pixels: u64,
+    /// How long one decode may take before it is abandoned (see the module doc); `None`: no
+    /// bound beyond the work caps.
+    pub max_decode_time: Option<Duration>,
 }
 
 /// Bytes per decoded pixel the decoder may hold at most (RGBA f32 would be 16; 8 covers RGBA16).
 const DECODER_BYTES_PER_PIXEL: u64 = 8;
 
 impl DecodeLimits {
-    /// Live frames on `/ws`: up to 2 MiB and 1920×1080 in either orientation.
+    /// Live frames on `/ws` (the server's defaults; `DDFR_WS_MAX_MESSAGE_BYTES`,
+    /// `DDFR_MAX_FRAME_SIDE`, `DDFR_MAX_FRAME_PIXELS` and `DDFR_MAX_DECODE_MS` change them):
+    /// up to 8 MiB — a 1920×1080 PNG (≤ 6.3 MB even of pure noise) or a 3840×2160 JPEG —, 4096
+    /// pixels a side in either orientation and 4096×2304 pixels (UHD and DCI 4K), decoded in at
+    /// most one second.
     pub const FRAME: DecodeLimits = DecodeLimits {
-        max_bytes: 2 * 1024 * 1024,
-        max_width: 1920,
-        max_height: 1920,
+        max_bytes: 8 * 1024 * 1024,
+        max_width: 4096,
+        max_height: 4096,
         apply_orientation: false,
         max_jpeg_scans: 20,
+        max_pixels: 4096 * 2304,
+        max_decode_time: Some(Duration::from_secs(1)),
     };
 
-    /// Enrollment and one-shot photos: up to 10 MiB and 4096×4096.
+    /// Enrollment and one-shot photos: up to 10 MiB and 4096×4096, decoded in at most two
+    /// seconds.
     pub const PHOTO: DecodeLimits = DecodeLimits {
         max_bytes: 10 * 1024 * 1024,
         max_width: 4096,
         max_height: 4096,
         apply_orientation: true,
         max_jpeg_scans: 64,
+        max_pixels: 4096 * 4096,
+        max_decode_time: Some(Duration::from_secs(2)),
     };
 
     fn decoder_limits(&self) -> Limits {
         let mut limits = Limits::default();
         limits.max_image_width = Some(self.max_width);
         limits.max_image_height = Some(self.max_height);
-        limits.max_alloc =
-            Some(u64::from(self.max_width) * u64::from(self.max_height) * DECODER_BYTES_PER_PIXEL);
+        limits.max_alloc = Some(self.max_pixels.saturating_mul(DECODER_BYTES_PER_PIXEL));
         limits
+    }
+}
+
+/// The input of one decode: a cursor over the bytes that fails every read once `deadline` has
+/// passed, which makes the decoder give up (the error is then reported as
+/// [`EngineError::DecodeTimeout`]).
+#[derive(Debug)]
+pub struct DeadlineReader<'a> {
+    inner: Cursor<&'a [u8]>,
+    deadline: Option<Instant>,
+}
+
+impl<'a> DeadlineReader<'a> {
+    /// Reads `bytes` until `deadline` (never fails for time with `None`).
+    pub fn new(bytes: &'a [u8], deadline: Option<Instant>) -> Self {
+        Self { inner: Cursor::new(bytes), deadline }
+    }
+
+    fn check(&self) -> std::io::Result<()> {
+        match self.deadline {
+            Some(deadline) if Instant::now() >= deadline => {
+                Err(std::io::Error::new(std::io::ErrorKind::TimedOut, "decode deadline passed"))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Whether the deadline has passed.
+    pub fn expired(&self) -> bool {
+        self.check().is_err()
+    }
+}
+
+impl Read for DeadlineReader<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        self.check()?;
+        self.inner.read(buf)
+    }
+}
+
+impl BufRead for DeadlineReader<'_> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        self.check()?;
+        self.inner.fill_buf()
+    }
+
+    fn consume(&mut self, amount: usize) {
+        self.inner.consume(amount);
+    }
+}
+
+impl Seek for DeadlineReader<'_> {
+    fn seek(&mut self, position: SeekFrom) -> std::io::Result<u64> {
+        self.inner.seek(position)
     }
 }
 
@@ -131,12 +206,26 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Eng
             max_height: limits.max_height,
         });
     }
-    let mut reader = ImageReader::with_format(Cursor::new(bytes), format.image_format());
+    let pixels = u64::from(width) * u64::from(height);
+    if pixels > limits.max_pixels {
+        return Err(EngineError::TooManyPixels { width, height, pixels, limit: limits.max_pixels });
+    }
+    let started = Instant::now();
+    let deadline = limits.max_decode_time.map(|bound| started + bound);
+    let timed_out = |source: image::ImageError| match limits.max_decode_time {
+        Some(bound) if deadline.is_some_and(|d| Instant::now() >= d) => {
+            EngineError::DecodeTimeout {
+                limit_ms: u64::try_from(bound.as_millis()).unwrap_or(u64::MAX),
+            }
+        }
+        _ => EngineError::Decode { source },
+    };
+    let mut reader =
+        ImageReader::with_format(DeadlineReader::new(bytes, deadline), format.image_format());
     reader.limits(limits.decoder_limits());
-    let mut decoder = reader.into_decoder().map_err(|source| EngineError::Decode { source })?;
+    let mut decoder = reader.into_decoder().map_err(timed_out)?;
     let orientation = if limits.apply_orientation { decoder.orientation().ok() } else { None };
-    let mut image =
-        DynamicImage::from_decoder(decoder).map_err(|source| EngineError::Decode { source })?;
+    let mut image = DynamicImage::from_decoder(decoder).map_err(timed_out)?;
     if let Some(orientation) = orientation {
         image.apply_orientation(orientation);
     }
@@ -246,6 +335,46 @@ mod tests {
             matches!(err, EngineError::DimensionsTooLarge { .. } | EngineError::Decode { .. }),
             "{err:?}"
         );
+    }
+
+    #[test]
+    fn the_pixel_budget_refuses_frames_whose_sides_each_pass() {
+        let limits = DecodeLimits { max_pixels: 64 * 64, ..DecodeLimits::FRAME };
+        assert!(decode_image(&encode(ImageFormat::Png, 64, 64), &limits).is_ok());
+        let err = decode_image(&encode(ImageFormat::Png, 65, 64), &limits).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                EngineError::TooManyPixels { width: 65, height: 64, pixels: 4160, limit: 4096 }
+            ),
+            "{err:?}"
+        );
+        // The default frame limits take a UHD 4K frame and refuse one pixel row more than DCI.
+        let uhd = encode(ImageFormat::Png, 3840, 2160);
+        assert_eq!(decode_image(&uhd, &DecodeLimits::FRAME).unwrap().dimensions(), (3840, 2160));
+        const { assert!(4096 * 2305 > DecodeLimits::FRAME.max_pixels) };
+    }
+
+    #[test]
+    fn a_decode_past_its_deadline_is_abandoned() {
+        // A PNG large enough to take more than a millisecond, with a bound of zero: the
+        // streaming decoder's first read of image data fails.
+        let bytes = encode(ImageFormat::Png, 1024, 768);
+        let limits = DecodeLimits {
+            max_decode_time: Some(std::time::Duration::ZERO),
+            ..DecodeLimits::FRAME
+        };
+        let err = decode_image(&bytes, &limits).unwrap_err();
+        assert!(matches!(err, EngineError::DecodeTimeout { limit_ms: 0 }), "{err:?}");
+        // Without a bound, or with a generous one, the same bytes decode.
+        let generous =
+            DecodeLimits { max_decode_time: Some(std::time::Duration::from_secs(30)), ..limits };
+        assert_eq!(decode_image(&bytes, &generous).unwrap().dimensions(), (1024, 768));
+        let unbounded = DecodeLimits { max_decode_time: None, ..limits };
+        assert!(decode_image(&bytes, &unbounded).is_ok());
+        let mut reader = DeadlineReader::new(&bytes, Some(std::time::Instant::now()));
+        assert!(reader.expired());
+        assert!(reader.read(&mut [0u8; 4]).is_err());
     }
 
     #[test]

@@ -39,6 +39,25 @@ pub enum EngineError {
         /// The limit.
         limit: u32,
     },
+    /// The header declares more pixels than the pixel budget (checked before any pixel is
+    /// decoded): each side may be within its limit while their product is not.
+    #[error("image declares {width}x{height} = {pixels} pixels, over the budget of {limit}")]
+    TooManyPixels {
+        /// Declared width.
+        width: u32,
+        /// Declared height.
+        height: u32,
+        /// `width * height`.
+        pixels: u64,
+        /// The budget.
+        limit: u64,
+    },
+    /// Decoding took longer than the per-decode time bound and was abandoned.
+    #[error("decoding took longer than {limit_ms} ms and was abandoned")]
+    DecodeTimeout {
+        /// The bound, in milliseconds.
+        limit_ms: u64,
+    },
     /// The image could not be decoded (truncated, corrupt, ...).
     #[error("image could not be decoded")]
     Decode {

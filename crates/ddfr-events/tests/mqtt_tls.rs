@@ -94,7 +94,10 @@ fn events(url: &str, ca_pem: Option<&str>) -> Events {
 #[tokio::test]
 async fn mqtts_with_credentials_connects_only_with_the_right_ca_and_password() {
     let Some(binary) = mosquitto_binary() else {
-        assert!(std::env::var_os("CI").is_none(), "CI is set but mosquitto is not installed");
+        assert!(
+            !std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false"),
+            "CI is set but mosquitto is not installed"
+        );
         println!("SKIPPED: the mosquitto binary is not installed");
         return;
     };

@@ -245,12 +245,14 @@ fn main() -> Result<()> {
     let images = image_seeds()?;
     let crops = crops_seeds()?;
 
-    // /ws binary messages: frames (≤ 1920 px a side, ≤ 20 scans) and one crops message.
+    // /ws binary messages: frames (≤ 4096 px a side, ≤ 4096×2304 pixels, ≤ 20 scans) and one
+    // crops message.
     let mut frames = images.clone();
     frames.extend([
-        ("ok-jpeg-1920x1.jpg", rgb(1920, 1, ImageFormat::Jpeg)?),
+        ("ok-jpeg-4096x1.jpg", rgb(4096, 1, ImageFormat::Jpeg)?),
         ("ok-crops-v1-jpeg", crops[0].1.clone()),
-        ("err-png-1921x1.png", rgb(1921, 1, ImageFormat::Png)?),
+        ("err-png-4097x1.png", rgb(4097, 1, ImageFormat::Png)?),
+        ("err-png-ihdr-4096x2305-over-the-pixel-budget.png", png_header_only(4096, 2305)),
         ("err-jpeg-progressive-24-scans.jpg", progressive_jpeg(24, 16, 8)?),
     ]);
     write(&root.join("decode_frame"), &frames)?;

@@ -1,5 +1,6 @@
 //! Bearer-token auth for REST and the `/ws` handshake, the session cookie for browsers, the two
-//! roles, and the `Origin` check that keeps other web pages off `/ws`.
+//! roles. (Host, Origin and CSRF checks, which apply whatever the auth mode, are in
+//! [`crate::guard`].)
 //!
 //! When a token is configured, every `/api/*` route except `/api/health`, `/api/login` and
 //! `/api/logout`, and the `/ws` handshake, need `Authorization: Bearer <token>` or the
@@ -30,9 +31,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::header::{AUTHORIZATION, COOKIE, HOST, ORIGIN, RETRY_AFTER, SET_COOKIE};
+use axum::http::header::{AUTHORIZATION, COOKIE, RETRY_AFTER, SET_COOKIE};
 use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -41,6 +41,7 @@ use serde::Deserialize;
 use subtle::ConstantTimeEq;
 
 use crate::audit::{Actor, AuditAction, record};
+use crate::body::JsonBody;
 use crate::config::{IpNet, ServerConfig};
 use crate::error::ApiError;
 use crate::keys::{Principal, role_of_key};
@@ -443,22 +444,6 @@ async fn authenticate(
     }
 }
 
-/// Whether a `/ws` handshake's `Origin` is allowed: absent (not a browser), the server's own
-/// origin (same `Host`), or one of the configured extra origins, compared exactly. The own
-/// origin is `https://host` when ddfr serves TLS itself; on plain HTTP both `http://host`
-/// and `https://host` (the latter behind a TLS-terminating proxy that passes `Host` on).
-pub fn origin_allowed(headers: &HeaderMap, config: &ServerConfig) -> bool {
-    let Some(origin) = headers.get(ORIGIN) else { return true };
-    let Ok(origin) = origin.to_str() else { return false };
-    if config.allowed_origins.iter().any(|allowed| allowed.eq_ignore_ascii_case(origin)) {
-        return true;
-    }
-    headers.get(HOST).and_then(|h| h.to_str().ok()).is_some_and(|host| {
-        origin.eq_ignore_ascii_case(&format!("https://{host}"))
-            || (config.tls.is_none() && origin.eq_ignore_ascii_case(&format!("http://{host}")))
-    })
-}
-
 /// `POST /api/login` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -496,11 +481,10 @@ pub async fn login(
     State(state): State<AppState>,
     extensions: Extensions,
     headers: HeaderMap,
-    body: Bytes,
+    JsonBody(request): JsonBody<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let config = state.config();
     if config.api_token.is_none() {
-        ddfr_protocol::parse_json_body::<LoginRequest>(&body).map_err(ApiError::validation)?;
         return Ok(StatusCode::NO_CONTENT.into_response());
     }
     let throttle = extensions.get::<Arc<AuthThrottle>>();
@@ -512,8 +496,6 @@ pub async fn login(
         audit_login(&state, client, AuditResult::Failure, " throttled").await;
         return Ok(too_many_attempts(retry_after));
     }
-    let request: LoginRequest =
-        ddfr_protocol::parse_json_body(&body).map_err(ApiError::validation)?;
     let Some((role, principal)) = credential_of(&request.token, &state) else {
         if let Some(throttle) = throttle {
             throttle.failure_at(client, now);
@@ -709,7 +691,7 @@ mod tests {
     }
 
     #[test]
-    fn with_tls_the_own_origin_is_https_only() {
+    fn with_tls_the_cookie_is_secure() {
         let dir = tempfile::tempdir().unwrap();
         let pair = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
         let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
@@ -717,9 +699,6 @@ mod tests {
         std::fs::write(&key, pair.key_pair.serialize_pem()).unwrap();
         let mut cfg = config(None, &[]);
         cfg.tls = Some(crate::tls::TlsConfig::from_pem_files(&cert, &key).unwrap());
-        let host = ("host", "127.0.0.1:8000");
-        assert!(origin_allowed(&headers(&[host, ("origin", "https://127.0.0.1:8000")]), &cfg));
-        assert!(!origin_allowed(&headers(&[host, ("origin", "http://127.0.0.1:8000")]), &cfg));
         assert_eq!(cfg.scheme(), "https");
         assert!(secure_transport(&Extensions::new(), &headers(&[]), &cfg));
         let plain = config(None, &[]);
@@ -728,20 +707,5 @@ mod tests {
             &headers(&[("x-forwarded-proto", "https")]),
             &plain
         ));
-    }
-
-    #[test]
-    fn origins_are_matched_exactly() {
-        let cfg = config(None, &["http://localhost:8080"]);
-        let host = ("host", "127.0.0.1:8000");
-        assert!(origin_allowed(&headers(&[host]), &cfg));
-        assert!(origin_allowed(&headers(&[host, ("origin", "http://127.0.0.1:8000")]), &cfg));
-        assert!(origin_allowed(&headers(&[host, ("origin", "http://localhost:8080")]), &cfg));
-        assert!(!origin_allowed(&headers(&[host, ("origin", "http://evil.test")]), &cfg));
-        assert!(!origin_allowed(
-            &headers(&[host, ("origin", "http://127.0.0.1:8000.evil.test")]),
-            &cfg
-        ));
-        assert!(!origin_allowed(&headers(&[host, ("origin", "null")]), &cfg));
     }
 }

@@ -7,11 +7,14 @@ use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
+use ddfr_engine::decode::DecodeLimits;
+
 use crate::tls::TlsConfig;
 
-/// Largest `/ws` message (a frame or a crops message): 2 MiB, the frame decoder's own limit.
-/// A bigger message closes the connection with code 1009.
-pub const MAX_WS_MESSAGE_BYTES: usize = 2 * 1024 * 1024;
+/// Largest `/ws` message (a frame or a crops message) by default: 8 MiB, the frame decoder's
+/// default byte limit ([`DecodeLimits::FRAME`]): a 1920×1080 PNG or a 3840×2160 JPEG fits. A
+/// bigger message closes the connection with code 1009.
+pub const MAX_WS_MESSAGE_BYTES: usize = DecodeLimits::FRAME.max_bytes;
 
 /// Largest REST upload (multipart body of a photo): 10 MiB plus room for the form framing.
 pub const MAX_UPLOAD_BYTES: usize = 10 * 1024 * 1024 + 64 * 1024;
@@ -94,14 +97,24 @@ pub struct ServerConfig {
     /// Serve HTTPS/WSS with this certificate; `None` serves plain HTTP. With TLS the session
     /// cookie is `Secure` and the server's own origin is its `https://` origin only.
     pub tls: Option<TlsConfig>,
-    /// Browser origins allowed on `/ws` besides the server's own (e.g. the trunk dev server),
-    /// exact `scheme://host:port` strings.
+    /// Host names this server answers to besides `localhost`, loopback addresses and the
+    /// address it listens on (see [`crate::guard`]): a request for any other `Host` gets 421
+    /// `host_not_allowed`, so DNS rebinding gets nothing.
+    pub allowed_hosts: Vec<crate::guard::HostPattern>,
+    /// Browser origins allowed to send requests (REST and `/ws`) besides the server's own
+    /// (e.g. the trunk dev server), exact `scheme://host:port` strings. No CORS headers.
     pub allowed_origins: Vec<String>,
+    /// Browser origins that may also read responses cross-origin: CORS is answered for these
+    /// only (preflights, `Access-Control-Allow-Origin`). Empty: no CORS at all.
+    pub cors_origins: Vec<String>,
     /// The built web app (`index.html` and assets); `None` or a missing directory serves a
     /// page explaining how to build it.
     pub web_dir: Option<PathBuf>,
     /// Largest `/ws` message in bytes.
     pub max_ws_message_bytes: usize,
+    /// How `/ws` frames are decoded: byte limit, largest side, pixel budget, JPEG scans and
+    /// the per-decode time bound. Frames over a limit are answered `null`.
+    pub frame_limits: DecodeLimits,
     /// Largest REST request body in bytes.
     pub max_upload_bytes: usize,
     /// `/ws` keepalive ping interval.
@@ -140,9 +153,12 @@ impl ServerConfig {
             recognize_token: None,
             trusted_proxies: Vec::new(),
             tls: None,
+            allowed_hosts: Vec::new(),
             allowed_origins: Vec::new(),
+            cors_origins: Vec::new(),
             web_dir: None,
             max_ws_message_bytes: MAX_WS_MESSAGE_BYTES,
+            frame_limits: DecodeLimits::FRAME,
             max_upload_bytes: MAX_UPLOAD_BYTES,
             ws_ping_interval: WS_PING_INTERVAL,
             ws_send_timeout: WS_SEND_TIMEOUT,

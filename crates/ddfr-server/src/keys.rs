@@ -17,7 +17,6 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
@@ -29,6 +28,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::watch;
 
 use crate::audit::{Actor, AuditAction, Target, record};
+use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::state::{AppState, now_timestamp};
 
@@ -335,11 +335,10 @@ pub fn validate(
 pub async fn create_key(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    body: Bytes,
+    JsonBody(body): JsonBody<NewKey>,
 ) -> Result<(StatusCode, Json<CreatedKey>), ApiError> {
     let registry = state.keys();
     let store = registry.store()?;
-    let body: NewKey = ddfr_protocol::parse_json_body(&body).map_err(ApiError::validation)?;
     let now = now_timestamp();
     let (name, role, expires_at) = validate(&body, now).map_err(ApiError::validation)?;
     let secret = new_secret();

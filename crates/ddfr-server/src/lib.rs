@@ -14,6 +14,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod body;
 pub mod config;
 pub mod error;
 pub mod events;
@@ -22,6 +23,7 @@ pub mod export;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod gallery;
+pub mod guard;
 pub mod head_deadline;
 pub mod keys;
 pub mod linger;
@@ -134,6 +136,8 @@ pub fn router_with_throttle(state: AppState, throttle: Arc<AuthThrottle>) -> Rou
             storage_fault::resync_after_storage_faults,
         ))
         .layer(Extension(throttle))
+        // Host, Origin, Fetch Metadata, CSRF and CORS, before any route or credential is looked at.
+        .layer(middleware::from_fn_with_state(state.clone(), guard::guard))
         .layer(tower_http::trace::TraceLayer::new_for_http().on_failure(
             // Failures are logged once, by `ApiError`, with their cause.
             tower_http::trace::DefaultOnFailure::new().level(tracing::Level::DEBUG),

@@ -28,7 +28,7 @@ use tokio::sync::Semaphore;
 pub const LINGER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// How many bytes are drained at most (the rest of an oversized message is at most this).
-pub const LINGER_MAX_BYTES: usize = 8 * 1024 * 1024;
+pub const LINGER_MAX_BYTES: usize = 16 * 1024 * 1024;
 
 /// Most sockets lingering at once.
 pub const MAX_LINGERING: usize = 256;

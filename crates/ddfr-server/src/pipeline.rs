@@ -64,6 +64,8 @@ const CROP_LIMITS: DecodeLimits = DecodeLimits {
     max_height: MAX_CROP_SIDE,
     apply_orientation: false,
     max_jpeg_scans: 20,
+    max_pixels: MAX_CROP_SIDE as u64 * MAX_CROP_SIDE as u64,
+    max_decode_time: Some(std::time::Duration::from_millis(250)),
 };
 
 /// How a frame or crops message went.

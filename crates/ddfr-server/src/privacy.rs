@@ -18,15 +18,15 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use ddfr_core::PersonId;
-use ddfr_protocol::{ConsentView, Date, NewConsent, PrivacyPolicy, Timestamp, parse_json_body};
+use ddfr_protocol::{ConsentView, Date, NewConsent, PrivacyPolicy, Timestamp};
 use ddfr_store::{AuditResult, Consent, PersonStore, purge_expired_persons};
 
 use crate::audit::{Actor, AuditAction, Target, record};
+use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::rest::person_id;
 use crate::state::{AppState, Services, now_timestamp};
@@ -232,13 +232,11 @@ pub async fn add_consent(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
-    body: Bytes,
+    JsonBody(body): JsonBody<NewConsent>,
 ) -> Result<(StatusCode, Json<ConsentView>), ApiError> {
     let services = state.services()?;
     let id = person_id(&id)?;
-    let fields = parse_json_body::<NewConsent>(&body)
-        .and_then(|c| c.validate(now_timestamp()))
-        .map_err(ApiError::validation)?;
+    let fields = body.validate(now_timestamp()).map_err(ApiError::validation)?;
     let record = ddfr_store::NewConsent {
         subject: fields.subject,
         given_at: fields.given_at,

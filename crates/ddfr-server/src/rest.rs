@@ -16,11 +16,11 @@ use ddfr_engine::decode::{DecodeLimits, sniff_format};
 use ddfr_protocol::{
     BatchEnrollReply, Date, EnrollStatus, FaceView, FieldError, FrameReply, Health, HealthReply,
     NewPerson, PageQuery, PersonList, PersonPatch, PersonView, PhotoResult, VerifyReply, age_on,
-    parse_json_body,
 };
 use ddfr_store::{AuditResult, FaceSample, NewFace, Person};
 
 use crate::audit::{Actor, AuditAction, Target, record};
+use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::pipeline::{
     EnrollError, FrameOutcome, Naming, Screening, enroll_photo, largest_face_embedding,
@@ -129,11 +129,10 @@ async fn read_fields<const N: usize>(
 pub async fn create_person(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
-    body: Bytes,
+    JsonBody(body): JsonBody<NewPerson>,
 ) -> Result<(StatusCode, Json<PersonView>), ApiError> {
     let services = state.services()?;
     let today = today_or_500()?;
-    let body = parse_json_body::<NewPerson>(&body).map_err(ApiError::validation)?;
     let (fields, retain) = match (body.validate(today), body.retain_until(today)) {
         (Ok(fields), Ok(retain)) => (fields, retain),
         (fields, retain) => {
@@ -210,12 +209,11 @@ pub async fn update_person(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     Path(id): Path<String>,
-    body: Bytes,
+    JsonBody(body): JsonBody<PersonPatch>,
 ) -> Result<Json<PersonView>, ApiError> {
     let services = state.services()?;
     let id = person_id(&id)?;
     let today = today_or_500()?;
-    let body = parse_json_body::<PersonPatch>(&body).map_err(ApiError::validation)?;
     let (changes, retain) = match (body.validate(today), body.retain_until(today)) {
         (Ok(changes), Ok(retain)) => (changes, retain),
         (changes, retain) => {

@@ -3,19 +3,17 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::http::header::CONTENT_TYPE;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use ddfr_core::{PixelBox, VisitorId};
-use ddfr_protocol::{
-    FieldError, NewPerson, PersonView, Timestamp, UnknownList, UnknownView, parse_json_body,
-};
+use ddfr_protocol::{FieldError, NewPerson, PersonView, Timestamp, UnknownList, UnknownView};
 use ddfr_store::{AuditResult, NewFace};
 
 use crate::audit::{Actor, AuditAction, Target, record};
+use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::rest::person_view;
 use crate::state::{AppState, Services, today};
@@ -127,7 +125,7 @@ pub async fn promote_unknown(
     State(state): State<AppState>,
     Extension(actor): Extension<Actor>,
     Path(raw): Path<String>,
-    body: Bytes,
+    JsonBody(mut fields): JsonBody<NewPerson>,
 ) -> Result<(StatusCode, Json<PersonView>), ApiError> {
     let services = state.services()?;
     let registry = registry(&services, &raw)?;
@@ -141,7 +139,6 @@ pub async fn promote_unknown(
         ));
     }
     let today = today().map_err(ApiError::internal)?;
-    let mut fields = parse_json_body::<NewPerson>(&body).map_err(ApiError::validation)?;
     let retain = fields.retain_until(today).map_err(ApiError::validation)?;
     match fields.role.as_deref() {
         None => fields.role = Some("guest".to_owned()),

@@ -15,9 +15,10 @@ const NOT_BUILT_PAGE: &str = r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>ddfr</title></head>
 <body style="font-family: sans-serif; max-width: 40em; margin: 3em auto">
 <h1>ddfr is running</h1>
-<p>The web app is not built. Build it with <code>trunk build --release</code> in
-<code>web/</code> (it writes <code>web/dist</code>), or point <code>--web-dir</code> /
-<code>DDFR_WEB_DIR</code> at a built copy, then restart the server.</p>
+<p>The web app is not built. In the ddfr checkout, run <code>scripts/build</code> (it installs
+the web toolchain if needed and writes <code>web/dist</code>), or start everything with
+<code>scripts/serve</code>; or point <code>--web-dir</code> / <code>DDFR_WEB_DIR</code> at a built
+copy. Then restart the server.</p>
 <p>The API works without it: see <a href="/openapi.json">/openapi.json</a>, <code>/api/health</code>
 and the WebSocket at <code>/ws</code>.</p>
 </body></html>

@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 use axum::Extension;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{RawQuery, State};
-use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use ddfr_engine::decode::DecodeLimits;
@@ -27,7 +26,6 @@ use ddfr_protocol::{UNDECODABLE_REPLY, is_crops_message, parse_crops_message};
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use tokio::sync::watch;
 
-use crate::auth::origin_allowed;
 use crate::error::{ApiError, error_chain};
 use crate::keys::{KeyWatch, Principal, PrincipalSlot};
 use crate::pipeline::{FrameOutcome, Naming, StreamState, recognize_crops, recognize_frame};
@@ -115,25 +113,16 @@ impl FrameRate {
     }
 }
 
-/// `GET /ws`: checks the `Origin`, then upgrades. (The bearer token, when configured, is
-/// checked by the auth middleware before this runs.)
+/// `GET /ws`: takes a connection slot, then upgrades. (`Host` and `Origin` are checked by
+/// [`crate::guard`], the bearer token, when configured, by the auth middleware, before this
+/// runs.)
 pub async fn ws_handler(
     State(state): State<AppState>,
     principal: Option<Extension<Principal>>,
-    headers: HeaderMap,
     RawQuery(query): RawQuery,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let principal = principal.map(|Extension(principal)| principal);
-    if !origin_allowed(&headers, state.config()) {
-        tracing::warn!("refused a /ws handshake from a disallowed origin");
-        return ApiError::new(
-            axum::http::StatusCode::FORBIDDEN,
-            "origin_not_allowed",
-            "this origin may not open /ws",
-        )
-        .into_response();
-    }
     let camera = match crate::events::camera_of_query(query.as_deref()) {
         Ok(camera) => camera,
         Err(error) => return error.into_response(),
@@ -200,6 +189,7 @@ type SharedTracker = Arc<Mutex<StreamState>>;
 /// Processes one frame or crops message and returns the reply text.
 async fn process(
     services: Arc<Services>,
+    limits: DecodeLimits,
     bytes: Bytes,
     connection: u64,
     tracker: SharedTracker,
@@ -225,7 +215,7 @@ async fn process(
                     Err(error) => FrameOutcome::Undecodable(error.to_string()),
                 }
             } else {
-                recognize_frame(pack, &gallery, &bytes, &DecodeLimits::FRAME, naming, today)
+                recognize_frame(pack, &gallery, &bytes, &limits, naming, today)
             };
             (outcome, stream.take_frame_tracks())
         })
@@ -385,6 +375,7 @@ pub async fn run_connection_with<S, R>(
         {
             let job = process(
                 Arc::clone(&services),
+                config.frame_limits,
                 bytes,
                 connection,
                 Arc::clone(&tracker),

@@ -256,7 +256,7 @@ async fn web_root_explains_when_the_app_is_not_built() {
     let state = AppState::new(ServerConfig::new(([127, 0, 0, 1], 0).into()));
     let (status, _, bytes) = send(&router(state), get("/")).await;
     assert_eq!(status, StatusCode::OK);
-    assert!(String::from_utf8_lossy(&bytes).contains("trunk build"));
+    assert!(String::from_utf8_lossy(&bytes).contains("scripts/build"));
 }
 
 /// `photo` followed by zeros up to `len` bytes: a decodable JPEG (decoders stop at its end
@@ -486,8 +486,17 @@ async fn audit_log_records_every_change_and_the_export_holds_what_is_stored() {
     assert_eq!(status, StatusCode::CREATED, "{person}");
     let id = person["id"].as_i64().unwrap();
     let mut patch = json_request("PATCH", &format!("/api/persons/{id}"), &json!({"role": "user"}));
-    let cookie = format!("ddfr_session={AUDIT_TOKEN}").parse().unwrap();
+    let cookie: header::HeaderValue = format!("ddfr_session={AUDIT_TOKEN}").parse().unwrap();
+    patch.headers_mut().insert(header::COOKIE, cookie.clone());
+    // A cookie-session write needs an origin proof (CSRF): refused without one, nothing changed.
+    let (status, body, _) = send(&h.app, patch).await;
+    assert_eq!(
+        (status, body["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("csrf_failed"))
+    );
+    let mut patch = json_request("PATCH", &format!("/api/persons/{id}"), &json!({"role": "user"}));
     patch.headers_mut().insert(header::COOKIE, cookie);
+    patch.headers_mut().insert("sec-fetch-site", header::HeaderValue::from_static("same-origin"));
     assert_eq!(send(&h.app, patch).await.0, StatusCode::OK);
     let faces_uri = format!("/api/persons/{id}/faces");
     let one = photo("faces/barack_obama/barack_obama_01.jpg");

@@ -103,7 +103,10 @@ fn request(method: &str, uri: &str, credential: Credential<'_>) -> Request<Body>
             builder = builder.header(header::AUTHORIZATION, format!("Bearer {token}"));
         }
         Credential::Cookie(token) => {
-            builder = builder.header(header::COOKIE, format!("ddfr_session={token}"));
+            // As the web app sends it: same-origin, so a write has its CSRF proof.
+            builder = builder
+                .header(header::COOKIE, format!("ddfr_session={token}"))
+                .header("sec-fetch-site", "same-origin");
         }
     }
     builder.body(Body::empty()).unwrap()

@@ -75,6 +75,36 @@ pub struct ServeArgs {
     #[arg(long, env = "DDFR_ALLOWED_ORIGINS", value_delimiter = ',')]
     pub allowed_origins: Vec<String>,
 
+    /// Host names this server answers to besides localhost, loopback addresses and the address
+    /// it listens on, comma-separated, exact or `*.suffix` (e.g. `ddfr.home.example,*.lan`).
+    /// Requests for any other Host get 421 (DNS rebinding). On a non-loopback address the
+    /// machine's host name and `<hostname>.local` are added.
+    #[arg(long, env = "DDFR_ALLOWED_HOSTS", value_delimiter = ',')]
+    pub allowed_hosts: Vec<ddfr_server::guard::HostPattern>,
+
+    /// Browser origins that may read the API cross-origin (CORS), comma-separated exact
+    /// `scheme://host:port`. Default: none, no CORS headers at all.
+    #[arg(long, env = "DDFR_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
+
+    /// Largest /ws message in bytes (a frame or a crops message); a larger one closes the
+    /// connection with 1009. The default fits a 1920x1080 PNG and a 3840x2160 JPEG.
+    #[arg(long, env = "DDFR_WS_MAX_MESSAGE_BYTES", default_value_t = ddfr_server::config::MAX_WS_MESSAGE_BYTES as u64, value_parser = clap::value_parser!(u64).range(65_536..=67_108_864))]
+    pub ws_max_message_bytes: u64,
+
+    /// Largest width or height of a /ws frame in pixels (larger frames are answered null).
+    #[arg(long, env = "DDFR_MAX_FRAME_SIDE", default_value_t = ddfr_engine::decode::DecodeLimits::FRAME.max_width, value_parser = clap::value_parser!(u32).range(64..=16_384))]
+    pub max_frame_side: u32,
+
+    /// Most pixels (width x height) of a /ws frame (the decompression-bomb budget; larger
+    /// frames are answered null). Default 4096x2304.
+    #[arg(long, env = "DDFR_MAX_FRAME_PIXELS", default_value_t = ddfr_engine::decode::DecodeLimits::FRAME.max_pixels, value_parser = clap::value_parser!(u64).range(4096..=268_435_456))]
+    pub max_frame_pixels: u64,
+
+    /// Milliseconds one /ws frame may take to decode before it is abandoned (answered null).
+    #[arg(long, env = "DDFR_MAX_DECODE_MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub max_decode_ms: u64,
+
     /// The built web app (default: `web/dist` of the checkout).
     #[arg(long, env = "DDFR_WEB_DIR")]
     pub web_dir: Option<PathBuf>,
@@ -214,7 +244,13 @@ impl std::fmt::Debug for ServeArgs {
             .field("tls_key", &self.tls_key)
             .field("trusted_proxies", &self.trusted_proxies)
             .field("match_threshold", &self.match_threshold)
+            .field("allowed_hosts", &self.allowed_hosts)
             .field("allowed_origins", &self.allowed_origins)
+            .field("cors_origins", &self.cors_origins)
+            .field("ws_max_message_bytes", &self.ws_max_message_bytes)
+            .field("max_frame_side", &self.max_frame_side)
+            .field("max_frame_pixels", &self.max_frame_pixels)
+            .field("max_decode_ms", &self.max_decode_ms)
             .field("web_dir", &self.web_dir)
             .field("workers", &self.workers)
             .field("strict_enrollment", &self.strict_enrollment)
@@ -279,11 +315,19 @@ impl ServeArgs {
             (None, Some(_)) => bail!("DDFR_TLS_KEY is set but DDFR_TLS_CERT is not: give both"),
             _ => {}
         }
-        for origin in &self.allowed_origins {
-            if !(origin.starts_with("http://") || origin.starts_with("https://")) {
-                bail!(
-                    "DDFR_ALLOWED_ORIGINS entries must look like http://host:port, got {origin:?}"
-                );
+        for (setting, origins) in [
+            ("DDFR_ALLOWED_ORIGINS", &self.allowed_origins),
+            ("DDFR_CORS_ORIGINS", &self.cors_origins),
+        ] {
+            for origin in origins {
+                let rest =
+                    origin.strip_prefix("http://").or_else(|| origin.strip_prefix("https://"));
+                if rest.is_none_or(|rest| rest.is_empty() || rest.contains('/')) {
+                    bail!(
+                        "{setting} entries must look like http://host:port (scheme, host and \
+                         optional port, no path), got {origin:?}"
+                    );
+                }
             }
         }
         self.events_config()?;

@@ -21,13 +21,26 @@ pub fn testdata() -> Option<PathBuf> {
     let dir = std::env::var_os("DDFR_TESTDATA")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("../shared/testdata"));
-    dir.join("faces").is_dir().then_some(dir)
+    let found = dir.join("faces").is_dir().then_some(dir.clone());
+    required_in_ci(found, &format!("the shared test data ({})", dir.display()))
+}
+
+/// In CI (`CI` set, as `.ci/run` runs), what CI is supposed to have must be there: a missing
+/// fixture is a broken setup and fails the test instead of letting it print SKIPPED.
+fn required_in_ci<T>(found: Option<T>, what: &str) -> Option<T> {
+    if found.is_none() && std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false") {
+        panic!(
+            "CI is set but {what} is missing: the CI setup is broken (a local run would print SKIPPED)"
+        );
+    }
+    found
 }
 
 /// The product models directory, when `scripts/setup` has filled it.
 pub fn models_dir() -> Option<PathBuf> {
     let dir = repo_root().join("models");
-    dir.join("dlib_resnet_v1.onnx").is_file().then_some(dir)
+    let found = dir.join("dlib_resnet_v1.onnx").is_file().then_some(dir);
+    required_in_ci(found, "the models (scripts/setup)")
 }
 
 /// Prints why a test is skipped (the suite's convention: never `#[ignore]`).

@@ -21,12 +21,28 @@ pub fn testdata() -> Option<PathBuf> {
     let dir = std::env::var_os("DDFR_TESTDATA")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("../shared/testdata"));
-    dir.join("faces").is_dir().then_some(dir)
+    let found = dir.join("faces").is_dir().then_some(dir.clone());
+    required_in_ci(found, &format!("the shared test data ({})", dir.display()))
+}
+
+/// In CI (`CI` set, as `.ci/run` runs), what CI is supposed to have must be there: a missing
+/// fixture is a broken setup and fails the test instead of letting it print SKIPPED.
+fn required_in_ci<T>(found: Option<T>, what: &str) -> Option<T> {
+    if found.is_none() && std::env::var_os("CI").is_some_and(|v| !v.is_empty() && v != "false") {
+        panic!(
+            "CI is set but {what} is missing: the CI setup is broken (a local run would print SKIPPED)"
+        );
+    }
+    found
 }
 
 /// The default model pack on ONNX Runtime with `max_concurrent` sessions, from
 /// `$DDFR_MODELS_DIR` or the checkout's `models/`; `None` when the models are not set up.
 pub fn load_pack(max_concurrent: usize) -> Option<Arc<ModelPack>> {
+    required_in_ci(try_load_pack(max_concurrent), "the default model pack (scripts/setup)")
+}
+
+fn try_load_pack(max_concurrent: usize) -> Option<Arc<ModelPack>> {
     let models = std::env::var_os("DDFR_MODELS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join("models"));

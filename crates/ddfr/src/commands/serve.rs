@@ -77,7 +77,22 @@ async fn serve(engine: EngineArgs, args: ServeArgs) -> Result<()> {
         tokio::spawn(reload_certificate_on_sighup(tls.clone()));
     }
     config.tls = tls;
+    config.allowed_hosts = args.allowed_hosts.clone();
+    if !addr.ip().is_loopback() {
+        config.allowed_hosts.extend(own_host_names());
+    }
     config.allowed_origins = args.allowed_origins.clone();
+    config.cors_origins = args.cors_origins.clone();
+    let message_bytes = usize::try_from(args.ws_max_message_bytes).unwrap_or(usize::MAX);
+    config.max_ws_message_bytes = message_bytes;
+    config.frame_limits = ddfr_engine::decode::DecodeLimits {
+        max_bytes: message_bytes,
+        max_width: args.max_frame_side,
+        max_height: args.max_frame_side,
+        max_pixels: args.max_frame_pixels,
+        max_decode_time: Some(std::time::Duration::from_millis(args.max_decode_ms)),
+        ..ddfr_engine::decode::DecodeLimits::FRAME
+    };
     config.strict_enrollment = args.strict_enrollment;
     config.max_ws_connections = usize::from(args.max_connections);
     config.max_ws_connections_per_key = usize::from(args.max_connections_per_key);
@@ -104,6 +119,7 @@ async fn serve(engine: EngineArgs, args: ServeArgs) -> Result<()> {
         auth = state.config().api_token.is_some(),
         recognize_key = state.config().recognize_token.is_some(),
         trusted_proxies = state.config().trusted_proxies.len(),
+        allowed_hosts = %state.config().allowed_hosts.iter().map(ToString::to_string).collect::<Vec<_>>().join(","),
         "listening"
     );
 
@@ -378,4 +394,19 @@ async fn shutdown_signal() {
         () = ctrl_c => {}
         () = terminate => {}
     }
+}
+
+/// The machine's host name and its mDNS spelling (`<name>.local`), which a household types to
+/// reach a server on the LAN; neither can be rebound by a remote site. Empty when unknown.
+fn own_host_names() -> Vec<ddfr_server::guard::HostPattern> {
+    let name = ["/proc/sys/kernel/hostname", "/etc/hostname"]
+        .iter()
+        .find_map(|path| std::fs::read_to_string(path).ok())
+        .map(|name| name.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let name = name.strip_suffix(".local").unwrap_or(&name).to_owned();
+    if name.is_empty() || name == "localhost" {
+        return Vec::new();
+    }
+    [name.clone(), format!("{name}.local")].iter().filter_map(|n| n.parse().ok()).collect()
 }
