@@ -1,8 +1,9 @@
 //! The REST client: same-origin `fetch` with the session cookie, typed with `ddfr-protocol`.
 
 use ddfr_protocol::{
-    BatchEnrollReply, ConsentView, CreatedKey, ErrorBody, FaceView, FieldError, Health, KeyList,
-    NewConsent, NewKey, NewPerson, PersonList, PersonPatch, PersonView, PrivacyPolicy, UnknownList,
+    BatchEnrollReply, ConsentView, CreatedKey, ErrorBody, EventsStatus, FaceView, FieldError,
+    Health, KeyList, NewConsent, NewKey, NewPerson, PersonList, PersonPatch, PersonView,
+    PrivacyPolicy, UnknownList,
 };
 use js_sys::{Promise, Uint8Array};
 use serde::Deserialize;
@@ -279,6 +280,11 @@ pub async fn create_key(key: &NewKey) -> Result<CreatedKey, ApiError> {
 /// `DELETE /api/keys/{id}`: revokes a key (it stays listed as `revoked`).
 pub async fn revoke_key(id: i64) -> Result<(), ApiError> {
     send("DELETE", &format!("/api/keys/{id}"), None).await.map(|_| ())
+}
+
+/// `GET /api/events/status`: MQTT and webhook state, cameras, latest events (admin).
+pub async fn events_status() -> Result<EventsStatus, ApiError> {
+    json_of(&send("GET", "/api/events/status", None).await?).await
 }
 
 /// `GET /api/privacy/policy` (open).

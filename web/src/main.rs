@@ -1,7 +1,7 @@
 //! ddfr's browser app: the live view (camera, in-browser detection, labelled boxes), people
 //! management, recurring unknown visitors and login. Plain web-sys with a small DOM layer
 //! ([`dom`]); hash routes (`#/live`, `#/people`, `#/people/new`, `#/people/{id}`,
-//! `#/visitors`, `#/visitors/{id}`, `#/keys`, `#/privacy`, `#/login`).
+//! `#/visitors`, `#/visitors/{id}`, `#/keys`, `#/events`, `#/privacy`, `#/login`).
 //!
 //! At start the app asks `GET /api/session` what the browser's session cookie allows, and
 //! offers only the pages that role may use ([`Access`]): a recognizer key gets the live view, an
@@ -13,6 +13,7 @@
 
 mod api;
 mod dom;
+mod events;
 mod keys;
 mod live;
 mod people;
@@ -110,6 +111,7 @@ fn apply_session(session: &api::Session) {
     show("nav-people", access.can_read());
     show("nav-visitors", access.can_read() && VISITORS_ON.with(Cell::get));
     show("nav-keys", access.can_write() && session.auth_required);
+    show("nav-events", access.can_write());
     show("logout", session.auth_required && session.authenticated && session.via == "cookie");
     if let Some(role) = by_id::<Element>("session-role") {
         let text = match (session.auth_required, access) {
@@ -157,6 +159,13 @@ async fn start() {
                 .attr("id", "nav-keys")
                 .attr("hidden", "")
                 .text("Keys"),
+        )
+        .child(
+            El::new("a")
+                .attr("href", "#/events")
+                .attr("id", "nav-events")
+                .attr("hidden", "")
+                .text("Events"),
         )
         .child(
             El::new("a")
@@ -252,6 +261,7 @@ fn route() {
         ("nav-people", path.starts_with("/people")),
         ("nav-visitors", path.starts_with("/visitors")),
         ("nav-keys", path.starts_with("/keys")),
+        ("nav-events", path.starts_with("/events")),
         ("nav-privacy", path.starts_with("/privacy")),
     ];
     for (id, active) in nav {
@@ -277,6 +287,7 @@ fn route() {
                 (!access.can_read()).then_some("people")
             }
             p if p.starts_with("/keys") => (!access.can_write()).then_some("keys"),
+            p if p.starts_with("/events") => (!access.can_write()).then_some("events"),
             _ => None,
         }
     };
@@ -292,6 +303,10 @@ fn route() {
     }
     if path == "/keys" {
         keys::mount(&page);
+        return;
+    }
+    if path == "/events" {
+        events::mount(&page);
         return;
     }
     match path.strip_prefix("/people") {

@@ -78,6 +78,7 @@
 mod audit;
 mod crops;
 mod date;
+mod events;
 mod face;
 mod keys;
 mod person;
@@ -97,6 +98,10 @@ pub use crops::{
 };
 pub use date::{
     Date, DateError, MAX_YEAR, MIN_YEAR, Timestamp, age_on, days_in_month, is_leap_year,
+};
+pub use events::{
+    CameraView, DEFAULT_CAMERA, Event, EventKind, EventsHealth, EventsStatus,
+    MAX_CAMERA_NAME_CHARS, MqttHealth, WebhookHealth, is_valid_camera_name,
 };
 pub use face::{
     FrameReply, PersonSummary, RecognizedImage, ReplyStatus, UNDECODABLE_REPLY, UNKNOWN_NAME,

@@ -99,6 +99,12 @@ pub struct Health {
     pub unknown_visitors: bool,
     /// Unknown-visitor sightings not stored because the write queue was full.
     pub visitor_writes_dropped: u64,
+    /// Cameras with open `/ws` connections (`/ws?camera=NAME`, default `default`).
+    #[serde(default)]
+    pub cameras: Vec<crate::events::CameraView>,
+    /// Home-automation events: MQTT and webhook state, queue drops and failures.
+    #[serde(default)]
+    pub events: crate::events::EventsHealth,
 }
 /// The body of every 4xx/5xx reply: `{"error": {"code": ..., "message": ...}}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

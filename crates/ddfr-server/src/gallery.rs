@@ -49,6 +49,8 @@ pub struct Gallery {
     /// Every sample's embedding by person, to score candidate persons with [`PERSON_SCORE`].
     samples: RwLock<HashMap<PersonId, Vec<(FaceId, Embedding)>>>,
     generation: AtomicU64,
+    /// Bumped when a person's table entry is added or replaced (a rename changes no vote).
+    persons_version: AtomicU64,
     impostor: Option<ImpostorModel>,
     /// The embedding dimension and index settings, to rebuild the index ([`Gallery::reload`]).
     dim: usize,
@@ -106,6 +108,7 @@ impl Gallery {
             persons: RwLock::new(persons.into_iter().map(|p| (p.id, p)).collect()),
             samples: RwLock::new(samples),
             generation: AtomicU64::new(0),
+            persons_version: AtomicU64::new(0),
             impostor: None,
             last_matches: crate::privacy::LastMatches::default(),
         })
@@ -199,6 +202,18 @@ impl Gallery {
     /// Adds or replaces a person's table entry (after create or update).
     pub fn upsert_person(&self, person: PersonSummary) {
         self.persons.write().unwrap_or_else(PoisonError::into_inner).insert(person.id, person);
+        self.persons_version.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Changes whenever the person table may have changed (an entry added, replaced or removed,
+    /// or the gallery reloaded): the events' person list follows it.
+    pub fn persons_version(&self) -> u64 {
+        self.generation().wrapping_add(self.persons_version.load(Ordering::Acquire))
+    }
+
+    /// Every person of the table.
+    pub fn persons(&self) -> Vec<PersonSummary> {
+        self.persons.read().unwrap_or_else(PoisonError::into_inner).values().cloned().collect()
     }
 
     /// Removes a person and every face of theirs from the index.

@@ -17,6 +17,7 @@ pub mod auth;
 pub mod body;
 pub mod config;
 pub mod error;
+pub mod events;
 pub mod export;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
@@ -107,6 +108,7 @@ pub fn router_with_throttle(state: AppState, throttle: Arc<AuthThrottle>) -> Rou
         .route("/api/unknowns/{id}/promote", post(unknowns::promote_unknown))
         .route("/api/keys", post(keys::create_key).get(keys::list_keys))
         .route("/api/keys/{id}", delete(keys::revoke_key))
+        .route("/api/events/status", get(events::events_status))
         // The operator's reads, else admin only (auth::OPERATOR_READS).
         .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_by_route));
     let open = Router::new()

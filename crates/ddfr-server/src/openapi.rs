@@ -2,7 +2,7 @@
 
 use utoipa::OpenApi;
 
-use crate::{audit, auth, keys, privacy, rest, session, unknowns};
+use crate::{audit, auth, events, keys, privacy, rest, session, unknowns};
 
 /// The OpenAPI document of the REST API (the `/ws` protocol is described in `docs/websocket.md`).
 #[derive(Debug, OpenApi)]
@@ -15,7 +15,7 @@ use crate::{audit, auth, keys, privacy, rest, session, unknowns};
         unknowns::list_unknowns, unknowns::unknown_crop, unknowns::delete_unknown,
         unknowns::promote_unknown, audit::list_audit, audit::export_person,
         privacy::add_consent, privacy::list_consents, privacy::withdraw_consent, privacy::policy,
-        keys::create_key, keys::list_keys, keys::revoke_key,
+        keys::create_key, keys::list_keys, keys::revoke_key, events::events_status,
     ),
     components(schemas(
         ddfr_protocol::ErrorBody, ddfr_protocol::ErrorDetail, ddfr_protocol::FieldError,

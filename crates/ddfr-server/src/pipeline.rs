@@ -100,7 +100,12 @@ pub struct StreamState {
     tracker: Tracker,
     visitors: Option<Arc<VisitorRegistry>>,
     visitor_of_track: HashMap<u64, VisitorId>,
+    /// The latest frame's decisions and live tracks, for the events (taken by the `/ws` loop).
+    frame_tracks: Option<FrameTracks>,
 }
+
+/// One frame's tracker decisions and the live track ids after it.
+pub type FrameTracks = (Vec<ddfr_events::TrackSeen>, Vec<u64>);
 
 impl StreamState {
     /// A new connection's state.
@@ -109,7 +114,13 @@ impl StreamState {
             tracker: Tracker::new(TrackerConfig::new(min_similarity)),
             visitors,
             visitor_of_track: HashMap::new(),
+            frame_tracks: None,
         }
+    }
+
+    /// The decisions and live tracks of the frame processed last, once.
+    pub fn take_frame_tracks(&mut self) -> Option<FrameTracks> {
+        self.frame_tracks.take()
     }
 
     /// The visitor id of a confirmed-unknown face: looked up once per track (one sighting),
@@ -176,7 +187,17 @@ fn build_reply(
         ),
         Naming::Stream { stream, at } => {
             stream.tracker.sync_gallery(generation);
-            (stream.tracker.update(at, &observations), Some(stream))
+            let decisions = stream.tracker.update(at, &observations);
+            let seen = decisions
+                .iter()
+                .map(|d| ddfr_events::TrackSeen {
+                    track_id: d.track_id,
+                    person: d.person.map(|c| c.person),
+                    confirmed: d.confirmed,
+                })
+                .collect();
+            stream.frame_tracks = Some((seen, stream.tracker.live_track_ids().collect()));
+            (decisions, Some(stream))
         }
     };
     let mut faces = Vec::with_capacity(results.len());

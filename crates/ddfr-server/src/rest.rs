@@ -689,6 +689,8 @@ fn health_of(state: &AppState, services: &Services) -> Health {
         unresponsive_connections: counter(&ws.unresponsive),
         unknown_visitors: services.visitors.is_some(),
         visitor_writes_dropped: services.visitors.as_ref().map_or(0, |v| v.dropped_writes()),
+        cameras: state.events().map(ddfr_events::Events::cameras).unwrap_or_default(),
+        events: state.events().map(ddfr_events::Events::health).unwrap_or_default(),
     }
 }
 

@@ -59,6 +59,7 @@ struct Shared {
     shutdown: watch::Sender<bool>,
     ws: WsCounters,
     keys: KeyRegistry,
+    events: OnceLock<ddfr_events::Events>,
 }
 
 /// Cheap to clone; the axum state of every route.
@@ -78,6 +79,7 @@ impl AppState {
                 shutdown,
                 ws: WsCounters::default(),
                 keys: KeyRegistry::default(),
+                events: OnceLock::new(),
             }),
         }
     }
@@ -91,6 +93,17 @@ impl AppState {
     /// The services, or 503 `not_ready`.
     pub fn services(&self) -> Result<Arc<Services>, ApiError> {
         self.shared.services.get().cloned().ok_or_else(ApiError::not_ready)
+    }
+
+    /// Turns on home-automation events (`/ws` connections opened from now on feed them). A
+    /// second call is ignored.
+    pub fn set_events(&self, events: ddfr_events::Events) {
+        let _ = self.shared.events.set(events);
+    }
+
+    /// The events service, when it was started.
+    pub fn events(&self) -> Option<&ddfr_events::Events> {
+        self.shared.events.get()
     }
 
     /// The configuration.

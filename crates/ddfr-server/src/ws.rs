@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::Extension;
-use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
+use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use ddfr_engine::decode::DecodeLimits;
@@ -119,9 +119,14 @@ impl FrameRate {
 pub async fn ws_handler(
     State(state): State<AppState>,
     principal: Option<Extension<Principal>>,
+    RawQuery(query): RawQuery,
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let principal = principal.map(|Extension(principal)| principal);
+    let camera = match crate::events::camera_of_query(query.as_deref()) {
+        Ok(camera) => camera,
+        Err(error) => return error.into_response(),
+    };
     let services = match state.services() {
         Ok(services) => services,
         Err(error) => return error.into_response(),
@@ -173,7 +178,8 @@ pub async fn ws_handler(
         .on_upgrade(move |socket: WebSocket| async move {
             let _slots = (slot, principal_slot);
             let (sink, stream) = socket.split();
-            run_connection_as(sink, stream, state, services, principal).await;
+            let feed = state.events().map(|events| Arc::new(events.open_camera(&camera)));
+            run_connection_with(sink, stream, state, services, principal, feed).await;
         })
 }
 
@@ -188,6 +194,7 @@ async fn process(
     connection: u64,
     tracker: SharedTracker,
     at: Duration,
+    feed: Option<Arc<ddfr_events::CameraFeed>>,
 ) -> String {
     let today = match today() {
         Ok(today) => today,
@@ -202,16 +209,24 @@ async fn process(
         .run(move |pack| {
             let mut stream = tracker.lock().unwrap_or_else(PoisonError::into_inner);
             let naming = Naming::Stream { stream: &mut stream, at };
-            if is_crops_message(&bytes) {
+            let outcome = if is_crops_message(&bytes) {
                 match parse_crops_message(&bytes) {
                     Ok(message) => recognize_crops(pack, &gallery, &message, naming, today),
                     Err(error) => FrameOutcome::Undecodable(error.to_string()),
                 }
             } else {
                 recognize_frame(pack, &gallery, &bytes, &limits, naming, today)
-            }
+            };
+            (outcome, stream.take_frame_tracks())
         })
         .await;
+    // The events get the tracker's decisions without waiting (a full queue drops them).
+    let outcome = outcome.map(|(outcome, frame_tracks)| {
+        if let (Some(feed), Some((faces, live))) = (&feed, frame_tracks) {
+            feed.frame(faces, live);
+        }
+        outcome
+    });
     match outcome {
         Ok(FrameOutcome::Reply(reply)) => match serde_json::to_string(&reply) {
             Ok(text) => text,
@@ -294,11 +309,27 @@ where
 /// [`run_connection`] for a connection authenticated as `principal`: when that is an API key,
 /// the connection is closed with [`CLOSE_KEY_ENDED`] as soon as the key is revoked or expires.
 pub async fn run_connection_as<S, R>(
+    sink: S,
+    stream: R,
+    state: AppState,
+    services: Arc<Services>,
+    principal: Option<Principal>,
+) where
+    S: Sink<Message, Error = axum::Error> + Unpin,
+    R: Stream<Item = Result<Message, axum::Error>> + Unpin,
+{
+    run_connection_with(sink, stream, state, services, principal, None).await;
+}
+
+/// [`run_connection_as`] feeding each frame's tracker decisions to the home-automation events
+/// of its camera, when `feed` is given.
+pub async fn run_connection_with<S, R>(
     mut sink: S,
     mut stream: R,
     state: AppState,
     services: Arc<Services>,
     principal: Option<Principal>,
+    feed: Option<Arc<ddfr_events::CameraFeed>>,
 ) where
     S: Sink<Message, Error = axum::Error> + Unpin,
     R: Stream<Item = Result<Message, axum::Error>> + Unpin,
@@ -349,6 +380,7 @@ pub async fn run_connection_as<S, R>(
                 connection,
                 Arc::clone(&tracker),
                 opened.elapsed(),
+                feed.clone(),
             );
             in_flight = Some(Box::pin(job));
         }

@@ -45,6 +45,7 @@ const ADMIN_ROUTES: &[(&str, &str)] = &[
     ("POST", "/api/keys"),
     ("GET", "/api/keys"),
     ("DELETE", "/api/keys/1"),
+    ("GET", "/api/events/status"),
 ];
 
 /// Reads the `operator` role opens too.

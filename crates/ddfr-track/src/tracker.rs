@@ -81,6 +81,11 @@ impl Tracker {
         self.tracks.iter().any(|t| t.id == track_id)
     }
 
+    /// The ids of the live tracks (those a later frame may still continue).
+    pub fn live_track_ids(&self) -> impl Iterator<Item = u64> + '_ {
+        self.tracks.iter().map(|t| t.id)
+    }
+
     /// Forgets every track (for example after the gallery was rebuilt).
     pub fn clear(&mut self) {
         self.tracks.clear();

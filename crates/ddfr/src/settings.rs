@@ -4,8 +4,11 @@
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 
+use std::time::Duration;
+
 use anyhow::{Result, bail};
 use clap::Args;
+use ddfr_events::{EventsConfig, MqttConfig, MqttUrl, WebhookConfig};
 
 /// The file in the data dir holding the token generated for a non-loopback bind.
 pub const TOKEN_FILE: &str = "api-token";
@@ -179,6 +182,46 @@ pub struct ServeArgs {
     #[arg(long, env = "DDFR_REQUEST_HEAD_TIMEOUT", default_value_t = ddfr_server::config::REQUEST_HEAD_TIMEOUT.as_secs(), value_parser = clap::value_parser!(u64).range(1..=300))]
     pub request_head_timeout: u64,
 
+    /// MQTT broker for home-automation events, `mqtt://[user:pass@]host:port` or `mqtts://...`
+    /// (TLS with the system's root certificates). Events go to `<prefix>/events`, presence and
+    /// cameras to retained state topics, Home Assistant discovery configs under
+    /// DDFR_HA_DISCOVERY_PREFIX. Off when unset. Prefer the variable when it holds a password.
+    #[arg(long, env = "DDFR_MQTT_URL", hide_env_values = true)]
+    pub mqtt_url: Option<String>,
+
+    /// Topic prefix of every MQTT topic ddfr publishes (`<prefix>/events`, `<prefix>/status`,
+    /// ...); also names this server in Home Assistant ids.
+    #[arg(long, env = "DDFR_MQTT_PREFIX", default_value = "ddfr")]
+    pub mqtt_prefix: String,
+
+    /// Extra PEM root certificate(s) trusted for `mqtts://` (a private CA).
+    #[arg(long, env = "DDFR_MQTT_CA_FILE")]
+    pub mqtt_ca_file: Option<PathBuf>,
+
+    /// Home Assistant MQTT discovery prefix; empty turns discovery off.
+    #[arg(long, env = "DDFR_HA_DISCOVERY_PREFIX", default_value = "homeassistant")]
+    pub ha_discovery_prefix: String,
+
+    /// URL each event's JSON is POSTed to (`http://` or `https://`), signed with
+    /// DDFR_WEBHOOK_SECRET in `X-DDFR-Signature`, retried with back-off; redirects are not
+    /// followed. Off when unset.
+    #[arg(long, env = "DDFR_WEBHOOK_URL")]
+    pub webhook_url: Option<String>,
+
+    /// The HMAC-SHA256 key of the webhook signature (required with DDFR_WEBHOOK_URL). Prefer
+    /// the variable to the flag.
+    #[arg(long, env = "DDFR_WEBHOOK_SECRET", hide_env_values = true)]
+    pub webhook_secret: Option<String>,
+
+    /// How long a face must stay unidentified before an `unknown` event (e.g. `3s`,
+    /// `1500ms`; a bare number is seconds).
+    #[arg(long, env = "DDFR_UNKNOWN_EVENT_DELAY", default_value = "3s", value_parser = parse_duration)]
+    pub unknown_event_delay: Duration,
+
+    /// How long a person must go unseen on every camera to be away (e.g. `5m`, `300s`).
+    #[arg(long, env = "DDFR_AWAY_AFTER", default_value = "5m", value_parser = parse_duration)]
+    pub away_after: Duration,
+
     /// Log format on stdout: `text` or `json`. Verbosity follows RUST_LOG (default `info`).
     #[arg(long, env = "DDFR_LOG_FORMAT", default_value = "text")]
     pub log_format: String,
@@ -223,6 +266,17 @@ impl std::fmt::Debug for ServeArgs {
             .field("ws_pong_timeout", &self.ws_pong_timeout)
             .field("ws_idle_timeout", &self.ws_idle_timeout)
             .field("request_head_timeout", &self.request_head_timeout)
+            .field(
+                "mqtt_url",
+                &self.mqtt_url.as_ref().map(|u| u.parse::<MqttUrl>().map_err(|_| "(invalid)")),
+            )
+            .field("mqtt_prefix", &self.mqtt_prefix)
+            .field("mqtt_ca_file", &self.mqtt_ca_file)
+            .field("ha_discovery_prefix", &self.ha_discovery_prefix)
+            .field("webhook_url", &self.webhook_url)
+            .field("webhook_secret", &self.webhook_secret.as_ref().map(|_| "***"))
+            .field("unknown_event_delay", &self.unknown_event_delay)
+            .field("away_after", &self.away_after)
             .finish()
     }
 }
@@ -276,10 +330,73 @@ impl ServeArgs {
                 }
             }
         }
+        self.events_config()?;
         if !matches!(self.log_format.as_str(), "text" | "json") {
             bail!("DDFR_LOG_FORMAT must be text or json, got {:?}", self.log_format);
         }
         Ok(())
+    }
+
+    /// The home-automation events settings, checked: the broker URL, topic prefixes without
+    /// MQTT wildcards, a webhook URL with its secret.
+    pub fn events_config(&self) -> Result<EventsConfig> {
+        let topic_ok = |topic: &str| {
+            !topic.contains(['+', '#', '\0'])
+                && !topic.starts_with('/')
+                && !topic.ends_with('/')
+                && !topic.contains("//")
+        };
+        let mqtt = match &self.mqtt_url {
+            None => None,
+            Some(url) => {
+                let url: MqttUrl = url.parse()?;
+                let prefix = self.mqtt_prefix.trim();
+                if prefix.is_empty() || !topic_ok(prefix) {
+                    bail!(
+                        "DDFR_MQTT_PREFIX must be a non-empty MQTT topic without + or # and \
+                         without a leading or trailing /, got {prefix:?}"
+                    );
+                }
+                let discovery = self.ha_discovery_prefix.trim();
+                if !discovery.is_empty() && !topic_ok(discovery) {
+                    bail!(
+                        "DDFR_HA_DISCOVERY_PREFIX must be an MQTT topic without + or # (or empty \
+                         to turn discovery off), got {discovery:?}"
+                    );
+                }
+                let ca_pem = match &self.mqtt_ca_file {
+                    Some(path) => Some(std::fs::read(path).map_err(|error| {
+                        anyhow::anyhow!("reading DDFR_MQTT_CA_FILE {}: {error}", path.display())
+                    })?),
+                    None => None,
+                };
+                let mut config = MqttConfig::new(url);
+                config.prefix = prefix.to_owned();
+                config.discovery_prefix = (!discovery.is_empty()).then(|| discovery.to_owned());
+                config.ca_pem = ca_pem;
+                Some(config)
+            }
+        };
+        let webhook = match &self.webhook_url {
+            None => None,
+            Some(url) => {
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    bail!("DDFR_WEBHOOK_URL must start with http:// or https://, got {url:?}");
+                }
+                let Some(secret) = self.webhook_secret.as_deref().filter(|s| !s.trim().is_empty())
+                else {
+                    bail!("DDFR_WEBHOOK_URL needs DDFR_WEBHOOK_SECRET: every webhook is signed");
+                };
+                Some(WebhookConfig::new(url.clone(), secret.trim()))
+            }
+        };
+        Ok(EventsConfig {
+            unknown_delay: self.unknown_event_delay,
+            away_after: self.away_after,
+            mqtt,
+            webhook,
+            ..EventsConfig::default()
+        })
     }
 
     /// The listening address.
@@ -343,5 +460,40 @@ pub fn explain_store_error(error: ddfr_store::StoreError) -> anyhow::Error {
         ddfr_store::StoreError::EncryptionKeyRequired => anyhow::Error::new(error)
             .context("set DDFR_ENCRYPTION_KEY_FILE (--encryption-key-file) to its key file"),
         other => other.into(),
+    }
+}
+
+/// A duration such as `3s`, `1500ms`, `5m` or `1h`; a bare number is seconds.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: f64 =
+        number.parse().map_err(|_| format!("expected a duration like 3s or 5m, got {text:?}"))?;
+    let seconds = match unit.trim() {
+        "" | "s" => number,
+        "ms" => number / 1000.0,
+        "m" | "min" => number * 60.0,
+        "h" => number * 3600.0,
+        other => return Err(format!("unknown unit {other:?} in {text:?}: use ms, s, m or h")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|_| format!("duration out of range: {text:?}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_people_write_them() {
+        assert_eq!(parse_duration("3s"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("3"), Ok(Duration::from_secs(3)));
+        assert_eq!(parse_duration("1500ms"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("5m"), Ok(Duration::from_secs(300)));
+        assert_eq!(parse_duration("0.5s"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("2h"), Ok(Duration::from_secs(7200)));
+        for bad in ["", "s", "3 days", "-1s", "1e999"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -133,6 +133,15 @@ async fn serve(engine: EngineArgs, args: ServeArgs) -> Result<()> {
                 server.abort();
                 return Err(error).context("loading the API keys");
             }
+            // The events read names from the gallery; connections feed them from now on.
+            let directory = ddfr_server::events::GalleryDirectory(Arc::clone(&services.gallery));
+            let events = ddfr_events::Events::start(
+                args.events_config()?,
+                Arc::new(directory),
+                Arc::new(ddfr_events::SystemClock),
+            )
+            .context("starting the home-automation events")?;
+            state.set_events(events);
             state.set_ready(services);
             if let Ok(services) = state.services() {
                 tokio::spawn(run_retention(services, state.config().privacy.clone()));
