@@ -14,6 +14,29 @@ use anyhow::{Context, Result, bail};
 use image::{DynamicImage, RgbImage};
 use serde_json::Value;
 
+/// A client WebSocket to `ddfr serve` over plain TCP.
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next text reply on `ws` as JSON (`null` for an undecodable frame), within `timeout`;
+/// pings and pongs are skipped (the library answers pings while reading). A close, a binary
+/// message or a closed socket is an error.
+pub async fn next_reply(ws: &mut Ws, timeout: Duration) -> Result<Value> {
+    use futures_util::StreamExt;
+    loop {
+        let message =
+            tokio::time::timeout(timeout, ws.next()).await?.context("socket closed")??;
+        match message {
+            tokio_tungstenite::tungstenite::Message::Text(text) => {
+                return Ok(serde_json::from_str(text.as_str())?);
+            }
+            tokio_tungstenite::tungstenite::Message::Ping(_)
+            | tokio_tungstenite::tungstenite::Message::Pong(_) => {}
+            other => bail!("unexpected message {other:?}"),
+        }
+    }
+}
+
 /// How long a server may take to answer `/api/health` with 200.
 pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(60);
 

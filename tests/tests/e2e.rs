@@ -16,8 +16,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use ddfr_e2e::Ws;
 
 /// How long one reply may take in these tests (debug builds are slow).
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -36,16 +35,9 @@ async fn roundtrip(ws: &mut Ws, bytes: Vec<u8>) -> Result<Value> {
     next_reply(ws).await
 }
 
+/// The next text reply as JSON (see [`ddfr_e2e::next_reply`]).
 async fn next_reply(ws: &mut Ws) -> Result<Value> {
-    loop {
-        let message =
-            tokio::time::timeout(REPLY_TIMEOUT, ws.next()).await?.context("socket closed")??;
-        match message {
-            Message::Text(text) => return Ok(serde_json::from_str(text.as_str())?),
-            Message::Ping(_) | Message::Pong(_) => {}
-            other => anyhow::bail!("unexpected message {other:?}"),
-        }
-    }
+    ddfr_e2e::next_reply(ws, REPLY_TIMEOUT).await
 }
 
 fn frame_of(path: &std::path::Path) -> Result<Vec<u8>> {

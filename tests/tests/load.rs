@@ -45,8 +45,7 @@ use tokio::time::MissedTickBehavior;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use ddfr_e2e::Ws;
 
 /// The enrolled identity every frame shows.
 const IDENTITY: &str = "barack_obama";
@@ -340,17 +339,9 @@ fn grid_frames(photo: &image::RgbImage) -> Result<Vec<Vec<u8>>> {
 // ---------------------------------------------------------------------------------------------
 // Clients.
 
-/// The next text reply as JSON (pings are answered by the library while reading).
+/// The next text reply as JSON (see [`ddfr_e2e::next_reply`]).
 async fn next_reply(ws: &mut Ws) -> Result<Value> {
-    loop {
-        let message =
-            tokio::time::timeout(REPLY_TIMEOUT, ws.next()).await?.context("socket closed")??;
-        match message {
-            Message::Text(text) => return Ok(serde_json::from_str(text.as_str())?),
-            Message::Ping(_) | Message::Pong(_) => {}
-            other => bail!("unexpected message {other:?}"),
-        }
-    }
+    ddfr_e2e::next_reply(ws, REPLY_TIMEOUT).await
 }
 
 async fn round_trip(ws: &mut Ws, frame: Vec<u8>) -> Result<Value> {

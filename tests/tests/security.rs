@@ -13,15 +13,14 @@ use anyhow::{Context, Result, bail, ensure};
 use ddfr_e2e::{
     Server, ServerOptions, add_face, create_person, identity_photos, read_rgb, testdata,
 };
-use futures_util::{SinkExt, StreamExt};
+use futures_util::SinkExt;
 use image::{DynamicImage, RgbImage};
 use reqwest::header::{CONTENT_TYPE, HOST, ORIGIN};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use ddfr_e2e::Ws;
 
 const EVIL: &str = "http://evil.example";
 const REPLY_TIMEOUT: Duration = Duration::from_secs(60);
@@ -303,16 +302,9 @@ async fn configured_names_origins_and_cors_are_honoured_and_tokens_still_work() 
     Ok(())
 }
 
+/// The next text reply as JSON (see [`ddfr_e2e::next_reply`]).
 async fn next_reply(ws: &mut Ws) -> Result<Value> {
-    loop {
-        let message =
-            tokio::time::timeout(REPLY_TIMEOUT, ws.next()).await?.context("socket closed")??;
-        match message {
-            Message::Text(text) => return Ok(serde_json::from_str(text.as_str())?),
-            Message::Ping(_) | Message::Pong(_) => {}
-            other => bail!("unexpected message {other:?}"),
-        }
-    }
+    ddfr_e2e::next_reply(ws, REPLY_TIMEOUT).await
 }
 
 fn encode(image: &RgbImage, format: image::ImageFormat) -> Result<Vec<u8>> {

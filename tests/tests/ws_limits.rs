@@ -12,8 +12,7 @@ use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+use ddfr_e2e::Ws;
 
 /// How long one reply may take (debug builds are slow).
 const REPLY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -30,17 +29,9 @@ async fn connect(server: &Server) -> Result<Ws> {
     Ok(tokio_tungstenite::connect_async(server.ws_url()).await?.0)
 }
 
-/// The next text reply as JSON (pings are answered by the library while reading).
+/// The next text reply as JSON (see [`ddfr_e2e::next_reply`]).
 async fn next_reply(ws: &mut Ws) -> Result<Value> {
-    loop {
-        let message =
-            tokio::time::timeout(REPLY_TIMEOUT, ws.next()).await?.context("socket closed")??;
-        match message {
-            Message::Text(text) => return Ok(serde_json::from_str(text.as_str())?),
-            Message::Ping(_) | Message::Pong(_) => {}
-            other => bail!("unexpected message {other:?}"),
-        }
-    }
+    ddfr_e2e::next_reply(ws, REPLY_TIMEOUT).await
 }
 
 async fn roundtrip(ws: &mut Ws, bytes: Vec<u8>) -> Result<(Value, Duration)> {
