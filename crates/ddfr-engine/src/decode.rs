@@ -210,8 +210,7 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Eng
     if pixels > limits.max_pixels {
         return Err(EngineError::TooManyPixels { width, height, pixels, limit: limits.max_pixels });
     }
-    let started = Instant::now();
-    let deadline = limits.max_decode_time.map(|bound| started + bound);
+    let deadline = deadline_after(limits.max_decode_time);
     let timed_out = |source: image::ImageError| match limits.max_decode_time {
         Some(bound) if deadline.is_some_and(|d| Instant::now() >= d) => {
             EngineError::DecodeTimeout {
@@ -233,6 +232,18 @@ pub fn decode_image(bytes: &[u8], limits: &DecodeLimits) -> Result<RgbImage, Eng
         DynamicImage::ImageRgb8(rgb) => rgb,
         other => other.to_rgb8(),
     })
+}
+
+/// When a decode bounded by `bound` must end. `wasm32-unknown-unknown` has no clock in `std`
+/// (`Instant::now` panics there): in the browser the bound is not enforced, the work caps are.
+#[cfg(not(target_arch = "wasm32"))]
+fn deadline_after(bound: Option<Duration>) -> Option<Instant> {
+    bound.map(|bound| Instant::now() + bound)
+}
+
+#[cfg(target_arch = "wasm32")]
+fn deadline_after(_bound: Option<Duration>) -> Option<Instant> {
+    None
 }
 
 /// Reads only the header to learn the declared dimensions.
